@@ -1,0 +1,47 @@
+"""What applying one entry produced: a result for the proposer and events for the feed.
+
+A business rejection (guard failed, wrong version, ...) is a value here, never an
+exception: every node computes the same rejection for the same entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["created", "applied", "pending", "ok", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str  # a SPEC 4.9 error code, e.g. "version_conflict"
+    message: str
+    details: tuple[dict[str, Any], ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": list(self.details)}}
+
+
+class Rejected(Exception):
+    """Raised inside the engine to abandon an entry; turned into a `Rejection` value."""
+
+    def __init__(self, code: str, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.rejection = Rejection(code, message, tuple(details or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: Status
+    body: dict[str, Any] = field(default_factory=dict)
+    error: Rejection | None = None
+    events: tuple[dict[str, Any], ...] = ()
+    results: tuple[Outcome, ...] = ()  # one per operation of a batch
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @staticmethod
+    def rejected(rejection: Rejection) -> Outcome:
+        return Outcome(status="rejected", error=rejection)
