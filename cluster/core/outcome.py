@@ -19,7 +19,9 @@ class Rejection:
     details: tuple[dict[str, Any], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "details": list(self.details)}}
+        return {
+            "error": {"code": self.code, "message": self.message, "details": list(self.details)}
+        }
 
 
 class Rejected(Exception):

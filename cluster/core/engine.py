@@ -1,0 +1,130 @@
+"""`apply(state, entry) -> Outcome`: the one pure function every node runs on every entry.
+
+Same state + same entry = same outcome and same new state on every node. No
+clock, randomness or I/O: time is the entry's (never earlier than the last
+applied entry's), and a rejected entry leaves the state exactly as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from .codec import outcome_from_dict, outcome_to_dict
+from .entries import (
+    Barrier,
+    Batch,
+    Command,
+    DeleteMachine,
+    DeleteObject,
+    Entry,
+    PutMachine,
+    RetryTasks,
+    TaskReport,
+    Tick,
+    Transition,
+    Vote,
+    Withdraw,
+    command_to_dict,
+)
+from .machines import delete_machine, put_machine, require_machine
+from .outcome import Outcome, Rejected, Rejection
+from .records import IdempotencyRecord
+from .state import ClusterState
+from .tasks import report_task, retry_tasks
+from .timers import tick
+from .transitions import apply_transition_command, remove_object
+from .tx import Tx
+from .votes import require_object, vote, withdraw
+
+
+def apply(state: ClusterState, entry: Entry) -> Outcome:
+    command = entry.command
+    if isinstance(command, Barrier):
+        return Outcome("ok", {"index": entry.index})
+    now = max(state.clock_ms, entry.at_ms)
+    key = entry.idempotency_key
+    fingerprint = command_fingerprint(command) if key else ""
+    if key:
+        prior = state.idempotency.get(key)
+        if prior is not None and prior.at_ms >= now - state.idempotency_window_ms:
+            if prior.fingerprint != fingerprint:
+                return Outcome.rejected(
+                    Rejection(
+                        "idempotency_key_reused",
+                        f"Idempotency-Key '{key}' was already used for a different request; "
+                        "use a new key for a new request",
+                    )
+                )
+            return dataclasses.replace(outcome_from_dict(prior.outcome), events=())
+    tx = Tx(state, now, entry.index)
+    try:
+        outcome = DISPATCH[type(command)](tx, command)
+    except Rejected as exc:
+        return Outcome.rejected(exc.rejection)
+    if outcome.status == "rejected":
+        return outcome  # an atomic batch that failed: its results say why, nothing applies
+    tx.commit()
+    outcome = dataclasses.replace(outcome, events=tuple(tx.events))
+    if key:
+        state.remember_idempotency(
+            key, IdempotencyRecord(fingerprint, outcome_to_dict(outcome), now)
+        )
+    return outcome
+
+
+def command_fingerprint(command: Command) -> str:
+    blob = orjson.dumps(command_to_dict(command), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def delete_object(tx: Tx, cmd: DeleteObject) -> Outcome:
+    require_machine(tx, cmd.machine)
+    record = require_object(tx, cmd.machine, cmd.id)
+    remove_object(tx, record, reason="deleted by an administrator")
+    return Outcome("ok", {"object": record.to_json(), "deleted": True})
+
+
+def batch(tx: Tx, cmd: Batch) -> Outcome:
+    """Operations apply in order; atomic batches are all or nothing."""
+    results: list[Outcome] = []
+    for position, op in enumerate(cmd.operations):
+        step = tx.child()
+        try:
+            results.append(apply_transition_command(step, op))
+            step.merge_into_parent()
+        except Rejected as exc:
+            if cmd.atomic:
+                return aborted_batch(len(cmd.operations), position, exc.rejection)
+            results.append(Outcome.rejected(exc.rejection))
+    return Outcome("ok", {"count": len(results)}, results=tuple(results))
+
+
+def aborted_batch(size: int, failed_at: int, failure: Rejection) -> Outcome:
+    aborted = Outcome.rejected(
+        Rejection("aborted", f"not applied: operation {failed_at} of this atomic batch failed")
+    )
+    results = tuple(Outcome.rejected(failure) if i == failed_at else aborted for i in range(size))
+    return Outcome("rejected", error=failure, results=results)
+
+
+def _tick(tx: Tx, _: Tick) -> Outcome:
+    return tick(tx)
+
+
+DISPATCH: dict[type, Callable[[Tx, Any], Outcome]] = {
+    PutMachine: put_machine,
+    DeleteMachine: delete_machine,
+    Transition: apply_transition_command,
+    DeleteObject: delete_object,
+    Vote: vote,
+    Withdraw: withdraw,
+    TaskReport: report_task,
+    RetryTasks: retry_tasks,
+    Batch: batch,
+    Tick: _tick,
+}

@@ -1,0 +1,64 @@
+"""Machine definitions inside the state: put, delete, and the compiled form of a revision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schema_lang import MachineDef, SchemaError, compile_machine
+
+from .entries import DeleteMachine, PutMachine
+from .outcome import Outcome, Rejected
+from .records import MachineEntry
+from .tx import Tx
+
+
+def compiled(entry: MachineEntry, revision: str | None = None) -> MachineDef:
+    """The compiled machine of a revision (compile_machine caches by source)."""
+    revision = revision or entry.revision
+    return compile_machine(entry.sources[revision], entry.name)
+
+
+def require_machine(tx: Tx, name: str) -> MachineEntry:
+    entry = tx.machine(name)
+    if entry is None:
+        raise Rejected("machine_not_found", f"machine '{name}' does not exist")
+    return entry
+
+
+def machine_summary(machine: MachineDef) -> dict[str, Any]:
+    return {"states": sorted(machine.states), "transitions": sorted(machine.transitions)}
+
+
+def put_machine(tx: Tx, cmd: PutMachine) -> Outcome:
+    try:
+        machine = compile_machine(cmd.source, cmd.name)
+    except SchemaError as exc:
+        raise Rejected(
+            "invalid_schema",
+            f"machine '{cmd.name}' has {len(exc.problems)} problem(s): {exc}",
+            [p.as_detail() for p in exc.problems],
+        ) from None
+    current = tx.machine(cmd.name)
+    body = {"name": cmd.name, "revision": machine.revision, **machine_summary(machine)}
+    if current is not None and current.revision == machine.revision:
+        return Outcome("ok", {**body, "changed": False})
+    if current is None:
+        entry = MachineEntry(cmd.name, machine.revision, {machine.revision: cmd.source}, {})
+    else:
+        # keep only the revisions objects still use, plus the new current one
+        sources = {r: s for r, s in current.sources.items() if r in current.objects_by_revision}
+        sources[machine.revision] = cmd.source
+        entry = MachineEntry(cmd.name, machine.revision, sources, current.objects_by_revision)
+    tx.put_machine(cmd.name, entry)
+    return Outcome("created" if current is None else "ok", {**body, "changed": True})
+
+
+def delete_machine(tx: Tx, cmd: DeleteMachine) -> Outcome:
+    entry = require_machine(tx, cmd.name)
+    if entry.object_count > 0:
+        raise Rejected(
+            "machine_in_use",
+            f"machine '{cmd.name}' still has {entry.object_count} object(s); delete them first",
+        )
+    tx.put_machine(cmd.name, None)
+    return Outcome("ok", {"name": cmd.name, "deleted": True})

@@ -1,0 +1,144 @@
+"""The replicated cluster state and its read API.
+
+The engine changes a state only by committing a `Tx` (see tx.py), after an entry
+has fully succeeded. Readers on other threads see whole records: every value put
+into these dicts is an immutable record, and a dict assignment is atomic in
+CPython.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from sortedcontainers import SortedDict
+
+from .records import IdempotencyRecord, MachineEntry, ObjectRecord
+
+ObjectKey = tuple[str, str]  # (machine, id)
+# (due ms, machine, id, kind, reference): kind "timeout" (reference: object version)
+# or "vote" (reference: change id). Stale ones are skipped when they come due.
+Deadline = tuple[int, str, str, str, Any]
+
+DEFAULT_IDEMPOTENCY_WINDOW_MS = 10 * 60 * 1000
+DEFAULT_IDEMPOTENCY_MAX_KEYS = 100_000
+
+
+class ClusterState:
+    def __init__(
+        self,
+        *,
+        idempotency_window_ms: int = DEFAULT_IDEMPOTENCY_WINDOW_MS,
+        idempotency_max_keys: int = DEFAULT_IDEMPOTENCY_MAX_KEYS,
+    ) -> None:
+        self.clock_ms = 0
+        self.last_index = 0
+        self.machines_by_name: dict[str, MachineEntry] = {}
+        self.objects: dict[str, SortedDict] = {}  # machine -> SortedDict[id, ObjectRecord]
+        self.histories: dict[ObjectKey, tuple[dict[str, Any], ...]] = {}
+        self.idempotency: dict[str, IdempotencyRecord] = {}
+        self.deadlines: list[Deadline] = []
+        self.idempotency_window_ms = idempotency_window_ms
+        self.idempotency_max_keys = idempotency_max_keys
+
+    # -- reads -------------------------------------------------------------
+
+    def get_object(self, machine: str, id: str) -> ObjectRecord | None:
+        table = self.objects.get(machine)
+        return table.get(id) if table is not None else None
+
+    def list_objects(
+        self, machine: str, *, state: str | None = None, after: str | None = None, limit: int = 100
+    ) -> tuple[list[ObjectRecord], str | None]:
+        """Objects ordered by id, starting after `after`; `next` is the id to resume from."""
+        table = self.objects.get(machine)
+        if not table:
+            return [], None
+        out: list[ObjectRecord] = []
+        ids = table.irange(minimum=after, inclusive=(False, False)) if after else iter(table)
+        for oid in ids:
+            record = table[oid]
+            if state is not None and record.state != state:
+                continue
+            if len(out) == limit:
+                return out, out[-1].id
+            out.append(record)
+        return out, None
+
+    def history(self, machine: str, id: str, limit: int = 100) -> list[dict[str, Any]]:
+        events = self.histories.get((machine, id), ())
+        return list(reversed(events[-limit:])) if limit > 0 else []
+
+    def machine(self, name: str) -> MachineEntry | None:
+        return self.machines_by_name.get(name)
+
+    def machines(self) -> list[MachineEntry]:
+        return [self.machines_by_name[n] for n in sorted(self.machines_by_name)]
+
+    def tasks(
+        self, status: str | None = None, machine: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Issued tasks across objects (for workers), ordered by machine then object id."""
+        out: list[dict[str, Any]] = []
+        names = [machine] if machine is not None else sorted(self.objects)
+        for name in names:
+            for record in self.objects.get(name, {}).values():
+                for task in record.tasks:
+                    if status is not None and task.status != status:
+                        continue
+                    out.append(
+                        {
+                            "machine": name,
+                            "object": record.id,
+                            "state": record.state,
+                            "version": record.version,
+                            **task.to_json(),
+                        }
+                    )
+                    if len(out) >= limit:
+                        return out
+        return out
+
+    def next_deadline_ms(self) -> int | None:
+        return self.deadlines[0][0] if self.deadlines else None
+
+    def object_count(self) -> int:
+        return sum(len(t) for t in self.objects.values())
+
+    # -- writes (used by Tx.commit only) ----------------------------------
+
+    def put_object(self, key: ObjectKey, record: ObjectRecord | None) -> None:
+        machine, oid = key
+        if record is None:
+            table = self.objects.get(machine)
+            if table is not None:
+                table.pop(oid, None)
+                if not table:
+                    del self.objects[machine]
+            self.histories.pop(key, None)
+            return
+        table = self.objects.get(machine)
+        if table is None:
+            table = self.objects[machine] = SortedDict()
+        table[oid] = record
+
+    def push_deadline(self, deadline: Deadline) -> None:
+        heapq.heappush(self.deadlines, deadline)
+
+    def pop_due_deadlines(self, now_ms: int) -> list[Deadline]:
+        due: list[Deadline] = []
+        while self.deadlines and self.deadlines[0][0] <= now_ms:
+            due.append(heapq.heappop(self.deadlines))
+        return due
+
+    def remember_idempotency(self, key: str, record: IdempotencyRecord) -> None:
+        self.idempotency.pop(key, None)
+        self.idempotency[key] = record
+        horizon = record.at_ms - self.idempotency_window_ms
+        # insertion order is time order (the state clock never goes backwards)
+        while self.idempotency:
+            oldest_key = next(iter(self.idempotency))
+            oldest = self.idempotency[oldest_key]
+            if oldest.at_ms >= horizon and len(self.idempotency) <= self.idempotency_max_keys:
+                break
+            del self.idempotency[oldest_key]

@@ -1,0 +1,57 @@
+"""Deadlines kept in the state and fired by `Tick` entries.
+
+The leader proposes a `Tick` when the earliest deadline is due by its clock; the
+entry's timestamp, not any node's clock, decides what fires, so every node fires
+the same deadlines. Deadlines are never removed early: one that no longer
+applies (the object moved on, the change was decided) is skipped when it comes
+due.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .machines import compiled
+from .outcome import Outcome, Rejected
+from .state import Deadline
+from .transitions import advance, choose_candidate, transition_defs
+from .tx import Tx
+from .votes import expire_change
+
+
+def tick(tx: Tx) -> Outcome:
+    fired = 0
+    # Popping here, outside the overlay, is safe: a Tick never fails as a whole.
+    for deadline in tx.state.pop_due_deadlines(tx.now_ms):
+        step = tx.child()
+        try:
+            if fire(step, deadline):
+                step.merge_into_parent()
+                fired += 1
+        except Rejected:
+            pass  # e.g. the timeout transition's guards refuse: the object stays as it is
+    return Outcome("ok", {"fired": fired})
+
+
+def fire(tx: Tx, deadline: Deadline) -> bool:
+    _, machine_name, oid, kind, reference = deadline
+    record = tx.get_object((machine_name, oid))
+    if record is None:
+        return False
+    if kind == "vote":
+        return expire_change(tx, record, reference)
+    if record.version != reference or record.expires_at_ms is None:
+        return False  # a later transition restarted or cleared the timer
+    entry = tx.machine(machine_name)
+    if entry is None:
+        return False
+    machine = compiled(entry, record.revision)
+    timeout = machine.states[record.state].timeout
+    if timeout is None:
+        return False
+    # a due timeout wins over a pending vote: the change is dropped with the move
+    cleared = dataclasses.replace(record, pending=None)
+    defs = transition_defs(machine, timeout.transition)
+    chosen = choose_candidate(tx, machine, cleared, oid, timeout.transition, defs, {})
+    advance(tx, entry, machine, cleared, oid, chosen, {})
+    return True

@@ -1,0 +1,112 @@
+"""A write overlay over the cluster state, committed only when an entry succeeds.
+
+The engine never writes to `ClusterState` directly: it reads through a `Tx`,
+stages new records in it, and commits at the end. A rejected entry simply drops
+its `Tx`, which is how "a failed entry changes nothing" holds without copying the
+state. Children (`Tx.child()`) give all-or-nothing steps inside one entry: one
+operation of a non-atomic batch, one fired deadline of a tick.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .records import MachineEntry, ObjectRecord
+from .state import ClusterState, Deadline, ObjectKey
+
+_MISSING = object()
+
+
+class Tx:
+    def __init__(self, state: ClusterState, now_ms: int, index: int, parent: Tx | None = None):
+        self.state = state
+        self.parent = parent
+        self.now_ms = now_ms
+        self.index = index
+        self._objects: dict[ObjectKey, ObjectRecord | None] = {}
+        self._histories: dict[ObjectKey, tuple[dict[str, Any], ...]] = {}
+        self._machines: dict[str, MachineEntry | None] = {}
+        self.deadlines: list[Deadline] = []
+        self.events: list[dict[str, Any]] = []
+
+    def child(self) -> Tx:
+        return Tx(self.state, self.now_ms, self.index, parent=self)
+
+    # -- reads through the overlay ----------------------------------------
+
+    def get_object(self, key: ObjectKey) -> ObjectRecord | None:
+        found = self._objects.get(key, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        if self.parent is not None:
+            return self.parent.get_object(key)
+        return self.state.get_object(*key)
+
+    def get_history(self, key: ObjectKey) -> tuple[dict[str, Any], ...]:
+        found = self._histories.get(key)
+        if found is not None:
+            return found
+        if self.parent is not None:
+            return self.parent.get_history(key)
+        return self.state.histories.get(key, ())
+
+    def machine(self, name: str) -> MachineEntry | None:
+        found = self._machines.get(name, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        if self.parent is not None:
+            return self.parent.machine(name)
+        return self.state.machine(name)
+
+    # -- staged writes ----------------------------------------------------
+
+    def put_object(self, key: ObjectKey, record: ObjectRecord | None) -> None:
+        self._objects[key] = record
+        if record is None:
+            self._histories[key] = ()
+
+    def record_event(self, key: ObjectKey, event: dict[str, Any], keep: int) -> None:
+        """Adds an event to the entry's output and to the object's bounded history."""
+        self.events.append(event)
+        if keep > 0:
+            self._histories[key] = (*self.get_history(key), event)[-keep:]
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """An event for the feed only (e.g. `emitted`), not kept in the object's history."""
+        self.events.append(event)
+
+    def put_machine(self, name: str, entry: MachineEntry | None) -> None:
+        self._machines[name] = entry
+
+    def schedule(self, deadline: Deadline) -> None:
+        self.deadlines.append(deadline)
+
+    # -- commit -----------------------------------------------------------
+
+    def merge_into_parent(self) -> None:
+        parent = self.parent
+        assert parent is not None
+        parent._objects.update(self._objects)
+        parent._histories.update(self._histories)
+        parent._machines.update(self._machines)
+        parent.deadlines.extend(self.deadlines)
+        parent.events.extend(self.events)
+
+    def commit(self) -> None:
+        state = self.state
+        for name, entry in self._machines.items():
+            if entry is None:
+                state.machines_by_name.pop(name, None)
+            else:
+                state.machines_by_name[name] = entry
+        for key, record in self._objects.items():
+            state.put_object(key, record)
+        for key, history in self._histories.items():
+            if history:
+                state.histories[key] = history
+            else:
+                state.histories.pop(key, None)
+        for deadline in self.deadlines:
+            state.push_deadline(deadline)
+        state.clock_ms = self.now_ms
+        state.last_index = max(state.last_index, self.index)
