@@ -1,0 +1,81 @@
+"""`build_app(node, settings)`: the aiohttp application every node serves.
+
+Registers exactly the routes of `routes.all_routes()` and one middleware that
+turns every failure into the JSON error body of SPEC 4.9 (unknown routes and
+wrong methods included) and records request metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from cluster.config import Settings
+from cluster.errors import Timeout, Unavailable
+
+from .context import METRICS, NODE, SETTINGS, ClusterNode
+from .errors import ApiError, error_response
+from .metrics import Metrics
+from .routes import all_routes
+
+log = logging.getLogger("fsmcluster.api")
+
+
+def build_app(node: ClusterNode, settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[answer_errors])
+    app[NODE] = node
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics(node)
+    for route in all_routes():
+        app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
+    return app
+
+
+def route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def answer_errors(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = error_response(exc)
+    except Unavailable as exc:
+        response = error_response(
+            ApiError("unavailable", str(exc), headers={"Retry-After": str(exc.retry_after)})
+        )
+    except Timeout as exc:
+        response = error_response(ApiError("timeout", str(exc)))
+    except web.HTTPException as exc:
+        response = http_exception(request, exc)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        response = error_response(ApiError("internal", "internal error; see the node's log"))
+    request.app[METRICS].observe(
+        request.method, route_label(request), response.status, time.perf_counter() - started
+    )
+    return response
+
+
+def http_exception(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
+    if isinstance(exc, web.HTTPNotFound):
+        return error_response(ApiError("not_found", f"no route for {request.method} {request.path}"))
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
+        return error_response(
+            ApiError(
+                "method_not_allowed",
+                f"{request.method} is not allowed on {request.path} (allowed: {', '.join(allowed)})",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return error_response(ApiError("payload_too_large", exc.text or "request body too large"))
+    if exc.status < 400:
+        return exc
+    return error_response(ApiError("invalid_request" if exc.status < 500 else "internal", exc.reason))

@@ -1,0 +1,67 @@
+"""What the HTTP layer needs from a node (a Protocol, so unit tests can pass a fake),
+and the application keys under which `build_app` stores it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from aiohttp import web
+
+from cluster.config import Settings
+from cluster.core.entries import Command
+from cluster.core.outcome import Outcome
+from cluster.core.state import ClusterState
+from cluster.raft.snapshot import SnapshotInfo
+from cluster.raft.status import RaftStatus
+
+T = TypeVar("T")
+
+
+class ClusterNode(Protocol):
+    settings: Settings
+    http_of: dict[str, str | None]
+
+    async def propose(
+        self,
+        command: Command,
+        *,
+        timeout: float,
+        idempotency_key: str | None = None,
+        principal: str | None = None,
+    ) -> Outcome: ...
+
+    async def confirm_current(self, timeout: float) -> None: ...
+
+    def read(self, fn: Callable[[ClusterState], T]) -> T: ...
+
+    def status(self) -> RaftStatus: ...
+
+    @property
+    def applied_index(self) -> int: ...
+
+    @property
+    def commit_index(self) -> int: ...
+
+    @property
+    def snapshot_info(self) -> SnapshotInfo: ...
+
+    async def add_member(self, raft: str, http: str | None, timeout: float) -> None: ...
+
+    async def remove_member(self, raft: str, timeout: float) -> None: ...
+
+    async def snapshot_now(self, timeout: float) -> SnapshotInfo: ...
+
+
+NODE = web.AppKey("node", Any)  # a ClusterNode
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Any)  # cluster.api.metrics.Metrics
+
+
+def node_of(request: web.Request) -> ClusterNode:
+    node: ClusterNode = request.app[NODE]
+    return node
+
+
+def settings_of(request: web.Request) -> Settings:
+    return request.app[SETTINGS]

@@ -1,0 +1,189 @@
+"""Reading and checking what a request carries: ids, JSON bodies, query parameters, headers.
+
+Every check raises `ApiError` with a message that says what was wrong and what
+would be right, before anything is proposed to the cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from cluster.config import Settings
+
+from .errors import ApiError
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9._~:@-]{1,200}")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+MAX_LIMIT = 1000
+
+
+def check_id(value: str, what: str = "id") -> str:
+    if not ID_PATTERN.fullmatch(value):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ApiError(
+            "invalid_id",
+            f"{what} {shown!r} is not valid: use 1-200 characters of A-Z a-z 0-9 . _ ~ : @ -",
+            [{"path": what, "message": "must match [A-Za-z0-9._~:@-]{1,200}"}],
+        )
+    return value
+
+
+def path_id(request: web.Request, key: str, what: str | None = None) -> str:
+    return check_id(request.match_info[key], what or key)
+
+
+async def read_body(request: web.Request, limit: int, what: str = "request body") -> bytes:
+    """The raw body, refused with 413 when larger than `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(what, request.content_length, limit)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large(what, None, limit) from None
+    if len(body) > limit:
+        raise too_large(what, len(body), limit)
+    return body
+
+
+def too_large(what: str, size: int | None, limit: int) -> ApiError:
+    got = f" ({size} bytes)" if size is not None else ""
+    return ApiError("payload_too_large", f"{what} is too large{got}: the limit is {limit} bytes")
+
+
+async def read_json(request: web.Request, settings: Settings, *, required: bool = True) -> dict[str, Any]:
+    """The JSON object in the body; an empty body is `{}` when not required."""
+    body = await read_body(request, settings.max_body_bytes)
+    if not body.strip():
+        if required:
+            raise ApiError("invalid_request", "the request body is empty: send a JSON object")
+        return {}
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError("invalid_request", f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ApiError(
+            "invalid_request", f"the request body must be a JSON object, not {json_type(value)}"
+        )
+    return value
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def check_fields(body: dict[str, Any], allowed: set[str], where: str = "body") -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(
+            "invalid_request",
+            f"unknown field(s) in the {where}: {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})",
+        )
+
+
+def optional_data(body: dict[str, Any], settings: Settings, key: str = "data") -> dict[str, Any] | None:
+    data = body.get(key)
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ApiError("invalid_request", f"'{key}' must be a JSON object, not {json_type(data)}")
+    size = len(orjson.dumps(data))
+    if size > settings.max_data_bytes:
+        raise too_large(f"'{key}'", size, settings.max_data_bytes)
+    return data
+
+
+def optional_version(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ApiError("invalid_request", f"{what} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def expected_version(request: web.Request, body: dict[str, Any]) -> int | None:
+    """`expected_version` from the body or an `If-Match: "3"` header (they must agree)."""
+    from_body = optional_version(body.get("expected_version"), "expected_version")
+    header = request.headers.get("If-Match")
+    from_header = None
+    if header is not None:
+        tag = header.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        tag = tag.strip('"')
+        if not tag.isdigit():
+            raise ApiError(
+                "invalid_request", f'If-Match must be an object version such as "3", got {header!r}'
+            )
+        from_header = int(tag)
+    if from_body is not None and from_header is not None and from_body != from_header:
+        raise ApiError(
+            "invalid_request",
+            f"If-Match ({from_header}) and expected_version ({from_body}) disagree; send one",
+        )
+    return from_body if from_body is not None else from_header
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise ApiError("invalid_request", "Idempotency-Key must be 1-255 printable characters")
+    return key
+
+
+def timeout(request: web.Request, settings: Settings) -> float:
+    raw = request.query.get("timeout")
+    if raw is None:
+        return settings.request_timeout
+    match = _DURATION.match(raw.strip())
+    if not match:
+        raise ApiError("invalid_request", f"timeout {raw!r} is not a duration such as 500ms, 5s or 1m")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not 0 < seconds <= settings.max_request_timeout:
+        raise ApiError(
+            "invalid_request",
+            f"timeout must be above 0 and at most {settings.max_request_timeout:g}s, got {raw}",
+        )
+    return seconds
+
+
+def limit(request: web.Request, default: int = 100) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError("invalid_request", f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
+    return int(raw)
+
+
+def consistency(request: web.Request) -> str:
+    value = request.query.get("consistency", "linearizable")
+    if value not in ("linearizable", "stale"):
+        raise ApiError(
+            "invalid_request", f"consistency must be 'linearizable' or 'stale', got {value!r}"
+        )
+    return value
+
+
+def choice(request: web.Request, name: str, options: tuple[str, ...], default: str | None) -> str | None:
+    value = request.query.get(name, default)
+    if value is not None and value not in options:
+        raise ApiError("invalid_request", f"{name} must be one of {', '.join(options)}, got {value!r}")
+    return value

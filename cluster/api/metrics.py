@@ -1,0 +1,72 @@
+"""Prometheus metrics of one app: HTTP requests and latency, Raft term/indexes/leader changes.
+
+Each app has its own `CollectorRegistry`, so several apps in one process (tests)
+do not collide. Raft figures are read at scrape time from the node's published
+status, never from pysyncobj's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cluster.errors import ClusterError
+
+from .context import ClusterNode
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class RaftCollector(Collector):
+    def __init__(self, node: ClusterNode) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            status = self.node.status()
+            applied, commit = self.node.applied_index, self.node.commit_index
+            snapshot = self.node.snapshot_info
+        except ClusterError:
+            return
+        gauges = {
+            "fsm_raft_term": ("current Raft term", status.term),
+            "fsm_raft_commit_index": ("highest log index known committed", commit),
+            "fsm_raft_applied_index": ("highest log index applied to the state", applied),
+            "fsm_raft_is_leader": ("1 when this node is the leader", int(status.is_leader)),
+            "fsm_raft_has_quorum": ("1 when this node sees a quorum", int(status.has_quorum)),
+            "fsm_raft_ready": ("1 when /readyz would answer 200", int(status.ready())),
+            "fsm_raft_log_entries": ("entries in the local Raft log", status.log_length),
+            "fsm_snapshot_last_index": ("log index of the last snapshot", snapshot.last_index or 0),
+            "fsm_snapshot_ok": ("1 when the last snapshot attempt succeeded", int(snapshot.ok)),
+        }
+        for name, (doc, value) in gauges.items():
+            yield GaugeMetricFamily(name, doc, value=value)
+        yield CounterMetricFamily(
+            "fsm_raft_leader_changes", "leader changes seen by this node", value=status.leader_changes
+        )
+        barriers = getattr(getattr(self.node, "reads", None), "barriers_sent", None)
+        if barriers is not None:
+            yield CounterMetricFamily(
+                "fsm_read_barriers", "read barriers proposed for linearizable reads", value=barriers
+            )
+
+
+class Metrics:
+    def __init__(self, node: ClusterNode) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "fsm_http_requests", "HTTP requests answered", ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "fsm_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.registry.register(RaftCollector(node))
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)

@@ -1,0 +1,103 @@
+"""Turning outcomes and reads into HTTP responses (orjson bodies, ETag, Raft index headers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+
+from cluster.core.entries import Command
+from cluster.core.outcome import Outcome
+from cluster.core.state import ClusterState
+
+from . import inputs
+from .context import node_of, settings_of
+from .errors import ApiError, error_body, outcome_status
+
+T = TypeVar("T")
+
+
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def etag_headers(body: Mapping[str, Any]) -> dict[str, str]:
+    obj = body.get("object")
+    if isinstance(obj, dict) and isinstance(obj.get("version"), int):
+        return {"ETag": f'"{obj["version"]}"'}
+    return {}
+
+
+def outcome_response(outcome: Outcome) -> web.Response:
+    status = outcome_status(outcome)
+    if outcome.results:
+        body: dict[str, Any] = {"results": [batch_result(r) for r in outcome.results]}
+        if outcome.error is not None:
+            body.update(error_body(outcome.error.code, outcome.error.message, outcome.error.details))
+        return json_response(body, status)
+    if outcome.error is not None:
+        return json_response(outcome.error.as_json(), status)
+    return json_response(outcome.body, status, etag_headers(outcome.body))
+
+
+def batch_result(outcome: Outcome) -> dict[str, Any]:
+    if outcome.error is not None:
+        return {"status": outcome_status(outcome), **outcome.error.as_json()}
+    return {"status": outcome_status(outcome), **outcome.body}
+
+
+async def propose(
+    request: web.Request, command: Command, *, idempotency_key: str | None = None
+) -> web.Response:
+    """Commit `command` through Raft and answer with its outcome."""
+    node = node_of(request)
+    outcome = await node.propose(
+        command,
+        timeout=inputs.timeout(request, settings_of(request)),
+        idempotency_key=idempotency_key,
+    )
+    return outcome_response(outcome)
+
+
+async def read_state(request: web.Request, fn: Callable[[ClusterState], T]) -> tuple[T, dict[str, str]]:
+    """Run `fn` on the state once it is current (or at once with consistency=stale).
+
+    Returns its result and the Raft index headers describing how current it was.
+    """
+    node = node_of(request)
+    mode = inputs.consistency(request)
+    if mode == "linearizable":
+        await node.confirm_current(settings_of(request).read_timeout)
+    try:
+        result = node.read(fn)
+    except ApiError as exc:  # e.g. object_not_found: still say how current the answer was
+        exc.headers.update(index_headers(request, mode))
+        raise
+    return result, index_headers(request, mode)
+
+
+def index_headers(request: web.Request, mode: str) -> dict[str, str]:
+    node = node_of(request)
+    applied = node.applied_index
+    headers = {
+        "X-Raft-Applied-Index": str(applied),
+        "X-Raft-Commit-Index": str(node.commit_index),
+        "X-Consistency": mode,
+    }
+    if mode == "stale":
+        status = node.status()
+        known = max(node.commit_index, status.leader_commit_index or 0)
+        headers["X-Raft-Lag"] = str(max(0, known - applied))
+    return headers
+
+
+def found(value: T | None, code: str, message: str) -> T:
+    if value is None:
+        raise ApiError(code, message)
+    return value

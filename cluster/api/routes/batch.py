@@ -1,0 +1,74 @@
+"""Batches (SPEC 4.6): many transitions committed as one log entry.
+
+Over `--max-batch-operations` operations is `413 payload_too_large` (a size
+limit like the body and data limits). A malformed operation refuses the whole
+batch with `400 invalid_request`, its position in `details`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from cluster.config import Settings
+from cluster.core.entries import Batch, Transition
+
+from .. import inputs
+from ..context import settings_of
+from ..errors import ApiError
+from ..responses import propose
+from . import IDEMPOTENCY_KEY, TIMEOUT, WRITE_ERRORS, Route
+
+OPERATION_FIELDS = {"machine", "id", "transition", "data", "expected_version"}
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    settings = settings_of(request)
+    body = await inputs.read_json(request, settings)
+    inputs.check_fields(body, {"atomic", "operations"})
+    atomic = body.get("atomic", False)
+    if not isinstance(atomic, bool):
+        raise ApiError("invalid_request", "'atomic' must be true or false")
+    raw_ops = body.get("operations")
+    if not isinstance(raw_ops, list) or not raw_ops:
+        raise ApiError("invalid_request", "'operations' must be a non-empty array of operations")
+    if len(raw_ops) > settings.max_batch_operations:
+        raise ApiError(
+            "payload_too_large",
+            f"a batch holds at most {settings.max_batch_operations} operations, got {len(raw_ops)}",
+        )
+    operations = tuple(operation(i, op, settings) for i, op in enumerate(raw_ops))
+    return await propose(
+        request, Batch(operations, atomic), idempotency_key=inputs.idempotency_key(request)
+    )
+
+
+def operation(position: int, raw: Any, settings: Settings) -> Transition:
+    try:
+        if not isinstance(raw, dict):
+            raise ApiError("invalid_request", f"must be an object, not {inputs.json_type(raw)}")
+        inputs.check_fields(raw, OPERATION_FIELDS, "operation")
+        for key in ("machine", "id", "transition"):
+            if not isinstance(raw.get(key), str):
+                raise ApiError("invalid_request", f"'{key}' is required and must be a string")
+        return Transition(
+            machine=inputs.check_id(raw["machine"], "machine"),
+            id=inputs.check_id(raw["id"], "id"),
+            transition=inputs.check_id(raw["transition"], "transition"),
+            data=inputs.optional_data(raw, settings),
+            expected_version=inputs.optional_version(raw.get("expected_version"), "expected_version"),
+        )
+    except ApiError as exc:
+        raise ApiError(
+            exc.code,
+            f"operation {position}: {exc.message}",
+            [{"operation": position, "message": exc.message}],
+        ) from None
+
+
+ROUTES = [
+    Route("POST", "/v1/batch", post_batch, "Apply many transitions in one log entry", "batch",
+          {200: "BatchResult", **WRITE_ERRORS}, request="BatchRequest",
+          params=(TIMEOUT, IDEMPOTENCY_KEY)),
+]

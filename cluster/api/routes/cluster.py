@@ -1,0 +1,101 @@
+"""Cluster operations (SPEC 4.8): status, membership changes, snapshot now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from cluster.config import SettingsError, parse_address
+from cluster.core.records import iso_ms
+
+from .. import inputs
+from ..context import ClusterNode, node_of, settings_of
+from ..errors import ApiError
+from ..responses import json_response
+from . import TIMEOUT, Route
+
+
+def cluster_status(node: ClusterNode) -> dict[str, Any]:
+    status = node.status()
+    snapshot = node.snapshot_info
+
+    def member(raft: str | None) -> dict[str, Any] | None:
+        return None if raft is None else {"raft": raft, "http": node.http_of.get(raft)}
+
+    members = [
+        {**member(status.node), "connected": True, "match_index": status.applied_index,  # type: ignore[dict-item]
+         "self": True, "leader": status.leader == status.node}
+    ] + [
+        {**member(m.raft), "connected": m.connected, "match_index": m.match_index,  # type: ignore[dict-item]
+         "self": False, "leader": status.leader == m.raft}
+        for m in status.members
+    ]
+    return {
+        "node": member(status.node),
+        "leader": member(status.leader),
+        "term": status.term,
+        "commit_index": node.commit_index,
+        "applied_index": node.applied_index,
+        "ready": status.ready(),
+        "has_quorum": status.has_quorum,
+        "leader_changes": status.leader_changes,
+        "members": members,
+        "snapshot": {
+            "store": snapshot.store,
+            "last_index": snapshot.last_index,
+            "last_at": iso_ms(snapshot.last_at_ms),
+            "ok": snapshot.ok,
+        },
+    }
+
+
+async def get_cluster(request: web.Request) -> web.Response:
+    return json_response(cluster_status(node_of(request)))
+
+
+def raft_address(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ApiError("invalid_request", f"'{what}' must be a HOST:PORT string")
+    try:
+        parse_address(value, what)
+    except SettingsError as exc:
+        raise ApiError("invalid_request", str(exc)) from None
+    return value
+
+
+async def add_member(request: web.Request) -> web.Response:
+    body = await inputs.read_json(request, settings_of(request))
+    inputs.check_fields(body, {"raft", "http"})
+    raft = raft_address(body.get("raft"), "raft")
+    http = raft_address(body["http"], "http") if body.get("http") is not None else None
+    node = node_of(request)
+    await node.add_member(raft, http, inputs.timeout(request, settings_of(request)))
+    return json_response(cluster_status(node), 200)
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    raft = raft_address(request.match_info["raft"], "raft")
+    node = node_of(request)
+    await node.remove_member(raft, inputs.timeout(request, settings_of(request)))
+    return json_response(cluster_status(node), 200)
+
+
+async def take_snapshot(request: web.Request) -> web.Response:
+    info = await node_of(request).snapshot_now(inputs.timeout(request, settings_of(request)))
+    body = {"store": info.store, "last_index": info.last_index, "last_at": iso_ms(info.last_at_ms),
+            "ok": info.ok}
+    return json_response(body, 200 if info.ok else 500)
+
+
+ROUTES = [
+    Route("GET", "/v1/cluster", get_cluster, "This node's view of the cluster", "cluster",
+          {200: "ClusterStatus"}),
+    Route("POST", "/v1/cluster/members", add_member, "Add a member (through the log)", "cluster",
+          {200: "ClusterStatus", 400: "Error", 503: "Error", 504: "Error"}, request="Member",
+          params=(TIMEOUT,)),
+    Route("DELETE", "/v1/cluster/members/{raft}", remove_member, "Remove a member", "cluster",
+          {200: "ClusterStatus", 400: "Error", 503: "Error", 504: "Error"}, params=(TIMEOUT,)),
+    Route("POST", "/v1/cluster/snapshot", take_snapshot, "Take a snapshot now", "cluster",
+          {200: "Snapshot", 503: "Error", 504: "Error"}, params=(TIMEOUT,)),
+]

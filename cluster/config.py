@@ -1,0 +1,206 @@
+"""Node settings: parsed once at start-up from flags and FSM_* environment variables.
+
+Every flag `--foo-bar` can also be given as `FSM_FOO_BAR` (a flag wins over the
+environment); `--peer` is repeatable and `FSM_PEERS` is comma-separated. Nothing
+else in the program reads the environment: the rest gets a frozen `Settings`.
+
+A peer is `HOST:RAFTPORT` or `HOST:RAFTPORT@HOST:HTTPPORT`; the second form tells
+this node the peer's HTTP address so `/v1/cluster` can show it (Raft itself only
+needs the Raft address).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+KiB = 1024
+
+
+class SettingsError(ValueError):
+    """A flag or environment variable that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    raft: str  # host:port of its Raft endpoint
+    http: str | None = None  # host:port of its HTTP API, when known
+
+    @staticmethod
+    def parse(text: str) -> Peer:
+        raft, _, http = text.strip().partition("@")
+        parse_address(raft, "--peer")
+        if http:
+            parse_address(http, "--peer")
+        return Peer(raft, http or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    raft: str  # host:port this node's Raft member binds to
+    http: str  # host:port of the HTTP API
+    data_dir: Path
+    peers: tuple[Peer, ...] = ()
+    cluster_id: str = "default"
+    redis: str | None = None  # stored; snapshots to Redis come with the storage issue
+    cluster_secret: str | None = None  # encrypts and authenticates Raft traffic
+    auth_file: str | None = None
+    # waits (seconds)
+    request_timeout: float = 5.0  # default of the `timeout` query parameter
+    max_request_timeout: float = 60.0
+    read_timeout: float = 5.0  # how long a linearizable read waits for its barrier
+    idempotency_window: float = 600.0
+    # limits (bytes / counts)
+    max_body_bytes: int = 1 * MiB
+    max_data_bytes: int = 64 * KiB
+    max_definition_bytes: int = 256 * KiB
+    max_batch_operations: int = 1000
+    # Raft timing (seconds); see cluster/raft/DESIGN.md for why these values
+    raft_min_timeout: float = 1.0
+    raft_max_timeout: float = 2.0
+    heartbeat_period: float = 0.1
+    leader_fallback_timeout: float = 4.0
+    auto_tick_period: float = 0.02
+    log_compaction_entries: int = 5000
+    log_compaction_seconds: float = 300.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def journal_file(self) -> Path:
+        return self.data_dir / "raft.journal"
+
+    @property
+    def snapshot_file(self) -> Path:
+        return self.data_dir / "raft.snapshot"
+
+    def peer_http(self) -> dict[str, str | None]:
+        """Raft address -> HTTP address for every member this node was told about."""
+        out: dict[str, str | None] = {p.raft: p.http for p in self.peers}
+        out[self.raft] = self.http
+        return out
+
+    def validate(self) -> Settings:
+        raft_host, _ = parse_address(self.raft, "--raft")
+        parse_address(self.http, "--http")
+        if not is_loopback(raft_host) and not self.cluster_secret:
+            raise SettingsError(
+                f"--raft {self.raft} is not a loopback address: Raft traffic carries pickled "
+                "data, so a non-loopback Raft port needs --cluster-secret (FSM_CLUSTER_SECRET)"
+            )
+        if any(p.raft == self.raft for p in self.peers):
+            raise SettingsError(f"--peer {self.raft} is this node's own --raft address")
+        if not self.cluster_id or any(c.isspace() for c in self.cluster_id):
+            raise SettingsError("--cluster-id must be a non-empty word")
+        positive = {
+            "--request-timeout": self.request_timeout,
+            "--max-request-timeout": self.max_request_timeout,
+            "--read-timeout": self.read_timeout,
+            "--idempotency-window": self.idempotency_window,
+            "--max-body-bytes": self.max_body_bytes,
+            "--max-data-bytes": self.max_data_bytes,
+            "--max-definition-bytes": self.max_definition_bytes,
+            "--max-batch-operations": self.max_batch_operations,
+        }
+        for flag, value in positive.items():
+            if value <= 0:
+                raise SettingsError(f"{flag} must be positive, got {value}")
+        if self.request_timeout > self.max_request_timeout:
+            raise SettingsError("--request-timeout must not exceed --max-request-timeout")
+        if not (3 * self.heartbeat_period < self.raft_min_timeout < self.raft_max_timeout):
+            raise SettingsError(
+                "need 3 x --heartbeat-period < --raft-min-timeout < --raft-max-timeout, got "
+                f"{self.heartbeat_period}, {self.raft_min_timeout}, {self.raft_max_timeout}"
+            )
+        if self.leader_fallback_timeout <= self.heartbeat_period:
+            raise SettingsError("--leader-fallback-timeout must exceed --heartbeat-period")
+        return self
+
+
+def parse_address(text: str, flag: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"{flag} expects HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# flag name -> (type, help); defaults come from Settings
+_OPTIONS: dict[str, tuple[type, str]] = {
+    "raft": (str, "HOST:PORT of this node's Raft endpoint (required)"),
+    "http": (str, "HOST:PORT of this node's HTTP API (required)"),
+    "data-dir": (str, "directory for the Raft journal and snapshot (required)"),
+    "cluster-id": (str, "cluster name, prefixes snapshot keys (default: default)"),
+    "redis": (str, "Redis URL for snapshots"),
+    "cluster-secret": (str, "shared secret: encrypts and authenticates Raft traffic"),
+    "auth-file": (str, "file mapping bearer tokens to principals and roles"),
+    "request-timeout": (float, "default write wait in seconds (default 5)"),
+    "max-request-timeout": (float, "largest `timeout` a request may ask for (default 60)"),
+    "read-timeout": (float, "how long a linearizable read may wait (default 5)"),
+    "idempotency-window": (float, "seconds an Idempotency-Key is remembered (default 600)"),
+    "max-body-bytes": (int, "largest request body (default 1 MiB)"),
+    "max-data-bytes": (int, "largest object data / transition payload (default 64 KiB)"),
+    "max-definition-bytes": (int, "largest machine definition (default 256 KiB)"),
+    "max-batch-operations": (int, "most operations in one batch (default 1000)"),
+    "raft-min-timeout": (float, "Raft election timeout, lower bound in seconds (default 1.0)"),
+    "raft-max-timeout": (float, "Raft election timeout, upper bound in seconds (default 2.0)"),
+    "heartbeat-period": (float, "leader heartbeat period in seconds (default 0.1)"),
+    "leader-fallback-timeout": (float, "a leader without quorum for this long steps down (4.0)"),
+    "auto-tick-period": (float, "Raft thread poll period in seconds (default 0.02)"),
+    "log-compaction-entries": (int, "snapshot after this many log entries (default 5000)"),
+    "log-compaction-seconds": (float, "or after this many seconds (default 300)"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, (kind, help_text) in _OPTIONS.items():
+        parser.add_argument(f"--{name}", type=kind, default=None, help=f"{help_text} [FSM_{_env(name)}]")
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=None,
+        metavar="HOST:PORT[@HOST:HTTPPORT]",
+        help="another member's Raft address, optionally with its HTTP address; repeat [FSM_PEERS]",
+    )
+
+
+def _env(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from parsed flags, falling back to FSM_* variables, then to defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, (kind, _) in _OPTIONS.items():
+        value = getattr(args, name.replace("-", "_"), None)
+        if value is None and f"FSM_{_env(name)}" in environ:
+            raw = environ[f"FSM_{_env(name)}"]
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise SettingsError(f"FSM_{_env(name)}={raw!r} is not a valid {kind.__name__}") from None
+        if value is not None:
+            values[name.replace("-", "_")] = value
+    for required in ("raft", "http", "data_dir"):
+        if required not in values:
+            flag = required.replace("_", "-")
+            raise SettingsError(f"--{flag} (or FSM_{_env(flag)}) is required")
+    peers: Sequence[str] = getattr(args, "peer", None) or [
+        p for p in environ.get("FSM_PEERS", "").split(",") if p.strip()
+    ]
+    values["data_dir"] = Path(str(values["data_dir"]))
+    values["peers"] = tuple(Peer.parse(p) for p in peers)
+    return Settings(**values).validate()  # type: ignore[arg-type]

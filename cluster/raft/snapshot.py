@@ -1,0 +1,120 @@
+"""The snapshot file pysyncobj writes on log compaction and sends to lagging followers.
+
+pysyncobj calls `serializer(tmp_path, raft_data)` in its own thread when it
+compacts the log, and `deserializer(path)` when it starts (or receives a
+snapshot from the leader). `raft_data` is pysyncobj's own bookkeeping (the last
+two applied log entries and the cluster membership); the cluster state next to
+it is encoded by `cluster.core.codec`, so the file format does not depend on
+Python object layout:
+
+    b"FSMSNAP1" | u64 length of state | state bytes (codec.dumps) | pickle(raft_data)
+
+The leader streams the file as-is to a follower that is too far behind, so the
+file must be self-contained.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.core import codec
+from cluster.core.state import ClusterState
+from cluster.errors import SnapshotError
+
+MAGIC = b"FSMSNAP1"
+_LEN = struct.Struct("<Q")
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """What `/v1/cluster` reports; replaced whole after every attempt."""
+
+    store: str = "file"
+    last_index: int | None = None
+    last_at_ms: int | None = None
+    ok: bool = True
+    error: str | None = None
+
+
+def write_snapshot(path: str | Path, state: ClusterState, raft_data: Any) -> None:
+    state_blob = codec.dumps(state)
+    with open(path, "wb") as f:
+        f.write(MAGIC)
+        f.write(_LEN.pack(len(state_blob)))
+        f.write(state_blob)
+        f.write(pickle.dumps(raft_data, protocol=pickle.HIGHEST_PROTOCOL))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_snapshot(path: str | Path) -> tuple[ClusterState, Any]:
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+        if not blob.startswith(MAGIC):
+            raise SnapshotError(f"{path} is not an fsmcluster snapshot")
+        offset = len(MAGIC)
+        (size,) = _LEN.unpack_from(blob, offset)
+        offset += _LEN.size
+        state = codec.loads(blob[offset : offset + size])
+        raft_data = pickle.loads(blob[offset + size :])
+        return state, raft_data
+    except (OSError, struct.error, pickle.UnpicklingError, codec.CorruptState) as exc:
+        raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
+
+
+class SnapshotHooks:
+    """The serializer/deserializer pair handed to SyncObjConf, bound to one node's state.
+
+    `get_state` and `set_state` are called on pysyncobj's thread, which is also
+    the only thread that applies entries, so the state is not changing under us.
+    """
+
+    def __init__(
+        self,
+        get_state: Callable[[], ClusterState],
+        set_state: Callable[[ClusterState], None],
+        on_log: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self._get_state = get_state
+        self._set_state = set_state
+        self._log = on_log
+        self.info = SnapshotInfo()
+
+    def serialize(self, tmp_path: str, raft_data: Any) -> None:
+        try:
+            write_snapshot(tmp_path, self._get_state(), raft_data)
+        except Exception as exc:
+            self.info = SnapshotInfo(
+                last_index=self.info.last_index, last_at_ms=self.info.last_at_ms, ok=False,
+                error=str(exc),
+            )
+            self._log(f"snapshot failed: {exc}")
+            raise
+        self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True)
+
+    def deserialize(self, path: str) -> tuple[Any, ...]:
+        state, raft_data = read_snapshot(path)
+        self._set_state(state)
+        self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True)
+        self._log(f"loaded snapshot {path} at index {self.info.last_index}")
+        return tuple(raft_data)
+
+
+def _index_of(raft_data: Any) -> int | None:
+    # raft_data = (last applied entry, the entry before it, cluster); an entry is (command, idx, term)
+    try:
+        return int(raft_data[0][1])
+    except (TypeError, IndexError, ValueError):
+        return None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

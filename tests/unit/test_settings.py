@@ -1,0 +1,84 @@
+"""Node settings from flags and FSM_* environment variables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from cluster.config import Peer, SettingsError, add_arguments, from_args
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return from_args(parser.parse_args(argv), env or {})
+
+
+BASE = ["--raft", "127.0.0.1:7001", "--http", "127.0.0.1:8001", "--data-dir", "/tmp/n1"]
+
+
+def test_flags_give_settings_with_defaults() -> None:
+    s = parse(BASE + ["--peer", "127.0.0.1:7002@127.0.0.1:8002", "--peer", "127.0.0.1:7003"])
+    assert s.raft == "127.0.0.1:7001"
+    assert s.data_dir == Path("/tmp/n1")
+    assert s.peers == (Peer("127.0.0.1:7002", "127.0.0.1:8002"), Peer("127.0.0.1:7003", None))
+    assert s.request_timeout == 5.0
+    assert s.max_body_bytes == 1024 * 1024
+    assert s.max_data_bytes == 64 * 1024
+    assert s.max_definition_bytes == 256 * 1024
+    assert s.max_batch_operations == 1000
+    assert s.journal_file == Path("/tmp/n1/raft.journal")
+    assert s.snapshot_file == Path("/tmp/n1/raft.snapshot")
+
+
+def test_environment_fills_what_flags_do_not_give() -> None:
+    env = {
+        "FSM_RAFT": "127.0.0.1:7001",
+        "FSM_HTTP": "127.0.0.1:8001",
+        "FSM_DATA_DIR": "/tmp/e",
+        "FSM_PEERS": "127.0.0.1:7002, 127.0.0.1:7003@127.0.0.1:8003",
+        "FSM_CLUSTER_ID": "prod",
+        "FSM_REDIS": "redis://127.0.0.1:6379/0",
+        "FSM_REQUEST_TIMEOUT": "2.5",
+    }
+    s = parse(["--http", "127.0.0.1:9000"], env)
+    assert s.http == "127.0.0.1:9000"  # the flag wins
+    assert s.cluster_id == "prod"
+    assert s.redis == "redis://127.0.0.1:6379/0"
+    assert s.request_timeout == 2.5
+    assert [p.raft for p in s.peers] == ["127.0.0.1:7002", "127.0.0.1:7003"]
+
+
+def test_missing_required_flag_says_which() -> None:
+    with pytest.raises(SettingsError, match="--data-dir"):
+        parse(["--raft", "127.0.0.1:7001", "--http", "127.0.0.1:8001"])
+
+
+def test_non_loopback_raft_needs_a_cluster_secret() -> None:
+    argv = ["--raft", "10.0.0.5:7001", "--http", "127.0.0.1:8001", "--data-dir", "/tmp/x"]
+    with pytest.raises(SettingsError, match="cluster-secret"):
+        parse(argv)
+    assert parse(argv + ["--cluster-secret", "s3cret"]).cluster_secret == "s3cret"
+
+
+@pytest.mark.parametrize("bad", ["nohost", "host:", "host:99999", ":80"])
+def test_bad_addresses_are_refused(bad: str) -> None:
+    with pytest.raises(SettingsError):
+        parse(["--raft", bad, "--http", "127.0.0.1:8001", "--data-dir", "/tmp/x"])
+
+
+def test_bad_env_number_is_refused() -> None:
+    with pytest.raises(SettingsError, match="FSM_REQUEST_TIMEOUT"):
+        parse(BASE, {"FSM_REQUEST_TIMEOUT": "soon"})
+
+
+def test_inconsistent_raft_timeouts_are_refused() -> None:
+    with pytest.raises(SettingsError):
+        parse(BASE + ["--raft-min-timeout", "2", "--raft-max-timeout", "1"])
+
+
+def test_own_address_as_peer_is_refused() -> None:
+    with pytest.raises(SettingsError):
+        parse(BASE + ["--peer", "127.0.0.1:7001"])
