@@ -11,11 +11,23 @@ from .outcome import Outcome, Rejected
 from .records import MachineEntry
 from .tx import Tx
 
+_compiled: dict[tuple[str, str], MachineDef] = {}
+COMPILED_CACHE_SIZE = 1024
+
 
 def compiled(entry: MachineEntry, revision: str | None = None) -> MachineDef:
-    """The compiled machine of a revision (compile_machine caches by source)."""
-    revision = revision or entry.revision
-    return compile_machine(entry.sources[revision], entry.name)
+    """The compiled machine of a revision.
+
+    A revision names its definition exactly (a hash of it), so caching by
+    (name, revision) is a pure memo: it saves hashing the source on every entry.
+    """
+    key = (entry.name, revision or entry.revision)
+    machine = _compiled.get(key)
+    if machine is None:
+        if len(_compiled) >= COMPILED_CACHE_SIZE:
+            _compiled.clear()
+        machine = _compiled[key] = compile_machine(entry.sources[key[1]], entry.name)
+    return machine
 
 
 def require_machine(tx: Tx, name: str) -> MachineEntry:

@@ -113,8 +113,8 @@ def choose_candidate(
             "terminal_state", f"object '{oid}' is in terminal state '{state}': nothing can leave it"
         )
     matching = [d for d in defs if d.leaves(state, terminal)]
-    allowed = machine.allowed_from(state)
     if not matching:
+        allowed = machine.allowed_from(state)
         raise Rejected(
             "transition_not_allowed",
             f"transition '{name}' is not allowed from state '{state}' "
@@ -128,7 +128,7 @@ def choose_candidate(
         if not problems:
             return candidate
         failures.append(problems)
-    raise guard_rejection(name, state, allowed, matching, failures)
+    raise guard_rejection(name, state, machine.allowed_from(state), matching, failures)
 
 
 def guard_rejection(

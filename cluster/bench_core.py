@@ -1,0 +1,113 @@
+"""Benchmarks of the pure core on one core: compiled guard evaluations and applied entries.
+
+No Raft, no HTTP: this measures what one node's apply loop can do at best, so
+that cluster figures can be read against it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from schema_lang import compile_machine, load_example
+from schema_lang.model import EvalContext, ObjectView
+
+from .core.engine import apply
+from .core.entries import Batch, Entry, PutMachine, Transition
+from .core.state import ClusterState
+
+
+@dataclass(frozen=True)
+class CoreResult:
+    name: str
+    operations: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.operations / self.seconds if self.seconds else 0.0
+
+    def line(self) -> str:
+        return f"{self.name:<44} {self.per_second:>12,.0f}/s  ({self.operations:,} in {self.seconds:.2f} s)"
+
+
+def timed(name: str, operations: int, body: Callable[[], Any]) -> CoreResult:
+    start = time.perf_counter()
+    body()
+    return CoreResult(name, operations, time.perf_counter() - start)
+
+
+def guard_evaluations(n: int) -> CoreResult:
+    lock = compile_machine(load_example("lock"), "lock")
+    guard = lock.transitions["acquire"][0].dst
+    assert guard is not None
+    ctx = EvalContext(
+        {"owner": "worker-1"}, {}, ObjectView("x", 1, "free"), "2026-11-22T00:00:00.000Z"
+    )
+
+    def run() -> None:
+        for _ in range(n):
+            if guard(ctx):
+                raise AssertionError("guard unexpectedly failed")
+
+    return timed("compiled guard evaluations (lock acquire)", n, run)
+
+
+def _lock_state(objects: int) -> tuple[ClusterState, list[Entry]]:
+    state = ClusterState()
+    apply(state, Entry(PutMachine("lock", load_example("lock")), at_ms=1))
+    for i in range(objects):
+        apply(state, Entry(Transition("lock", f"l{i}", "create"), at_ms=1, index=i + 2))
+    return state, []
+
+
+def transitions(n: int, objects: int = 1_000) -> CoreResult:
+    state, _ = _lock_state(objects)
+    entries = []
+    for i in range(n):
+        oid = f"l{(i // 2) % objects}"
+        name = "acquire" if i % 2 == 0 else "release"
+        entries.append(
+            Entry(
+                Transition("lock", oid, name, {"owner": "w1"}), at_ms=2 + i, index=objects + 2 + i
+            )
+        )
+
+    def run() -> None:
+        for entry in entries:
+            if not apply(state, entry).ok:
+                raise AssertionError("transition unexpectedly refused")
+
+    return timed(f"applied transitions (lock, {objects:,} objects)", n, run)
+
+
+def batched_transitions(n: int, size: int = 100, objects: int = 1_000) -> CoreResult:
+    state, _ = _lock_state(objects)
+    batches = []
+    for b in range(n // size):
+        name = "acquire" if b % 2 == 0 else "release"
+        ops = tuple(
+            Transition("lock", f"l{(b // 2 * size + j) % objects}", name, {"owner": "w1"})
+            for j in range(size)
+        )
+        batches.append(Entry(Batch(ops), at_ms=2 + b, index=objects + 2 + b))
+
+    def run() -> None:
+        for entry in batches:
+            apply(state, entry)
+
+    return timed(f"applied transitions in batches of {size}", len(batches) * size, run)
+
+
+def run_core(scale: float = 1.0) -> list[CoreResult]:
+    n = max(1_000, int(200_000 * scale))
+    return [guard_evaluations(n * 2), transitions(n), batched_transitions(n)]
+
+
+def main(scale: float = 1.0) -> int:
+    print("fsmcluster core benchmark (one core, no Raft, no HTTP)")
+    for result in run_core(scale):
+        print(result.line())
+    return 0
