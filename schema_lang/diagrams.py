@@ -14,6 +14,7 @@ from .model import MachineDef, TransitionDef
 
 VOTE_MARK = "🗳"
 _MERMAID_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MERMAID_KEYWORDS = frozenset({"state", "note", "direction", "end", "as", "class", "classDef"})
 
 
 class Edge(NamedTuple):
@@ -61,9 +62,9 @@ def render_mermaid(machine: MachineDef) -> str:
 def _mermaid_ids(names: list[str]) -> dict[str, str]:
     """A Mermaid-safe id per state; names with `-`, `.`, `:` … get a sanitized alias."""
     ids: dict[str, str] = {}
-    used = {n for n in names if _MERMAID_ID.match(n)}
+    used = {n for n in names if _plain_id(n)}
     for name in names:
-        if _MERMAID_ID.match(name):
+        if _plain_id(name):
             ids[name] = name
             continue
         base = "s_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
@@ -74,6 +75,10 @@ def _mermaid_ids(names: list[str]) -> dict[str, str]:
         used.add(alias)
         ids[name] = alias
     return ids
+
+
+def _plain_id(name: str) -> bool:
+    return bool(_MERMAID_ID.match(name)) and name not in _MERMAID_KEYWORDS
 
 
 def _mermaid_text(text: str) -> str:

@@ -8,8 +8,9 @@ position and resolved once everything is parsed (`checks.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from .conditions import CompileContext
 from .model import StateDef, TransitionDef
 from .nodes import Node
 from .shapes import Report
@@ -49,7 +50,7 @@ class CandidateSite:
 @dataclass
 class Scope:
     report: Report
-    conditions: Any  # conditions.CompileContext
+    conditions: CompileContext
     refs: list[Ref] = field(default_factory=list)
     states: dict[str, StateSite] = field(default_factory=dict)
     candidates: dict[str, list[CandidateSite]] = field(default_factory=dict)

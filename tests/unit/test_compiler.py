@@ -306,10 +306,9 @@ def test_unknown_rule_in_use() -> None:
         "acquire: {from: free, to: held}",
         "acquire: {from: free, to: held, $dst: {owner: {use: owner_idd}}}",
     )
-    found = [p for p in problems(source) if "owner_idd" in p.message]
-    assert found, problems(source)
-    assert found[0].path.startswith("transitions.acquire.$dst.owner")
-    assert found[0].line == pos(source, "owner_idd")[0]
+    p = problem_at(source, "transitions.acquire.$dst.owner.use")
+    assert (p.line, p.column) == pos(source, "owner_idd")
+    assert "'owner_idd'" in p.message
 
 
 def test_unreachable_state_is_reported_at_its_name() -> None:
@@ -350,9 +349,15 @@ def test_bad_regex_is_reported_at_the_rule() -> None:
         "acquire: {from: free, to: held}",
         "acquire: {from: free, to: held, $dst: {owner: {regex: '^(unclosed$'}}}",
     )
-    found = [p for p in problems(source) if p.path.startswith("transitions.acquire.$dst.owner")]
-    assert found, problems(source)
-    assert found[0].line == pos(source, "regex")[0]
+    p = problem_at(source, "transitions.acquire.$dst.owner.regex")
+    assert (p.line, p.column) == pos(source, "'^(unclosed")
+    assert "regex" in p.message
+
+
+def test_bad_regex_in_an_unused_rule_is_still_reported() -> None:
+    source = BASE.replace("machine: m\n", "machine: m\nrules:\n  code: {regex: '[z-a]'}\n")
+    found = [p for p in problems(source) if p.path.startswith("rules.code")]
+    assert found and (found[0].line, found[0].column) == pos(source, "'[z-a]'")
 
 
 def test_bad_template_in_set_is_reported_at_the_template() -> None:
@@ -388,8 +393,9 @@ def test_duplicate_task_names_and_voters_are_problems() -> None:
 
 def test_duplicate_state_names_are_refused() -> None:
     source = BASE.replace("  held: {}\n", "  held: {}\n  free: {terminal: true}\n")
-    found = problems(source)
-    assert any("duplicate" in p.message.lower() and "free" in p.message for p in found), found
+    p = problem_at(source, "states.free")
+    assert (p.line, p.column) == pos(source, "free", 2)
+    assert "duplicate" in p.message
 
 
 def test_transition_out_of_a_terminal_state_is_a_problem() -> None:
@@ -531,3 +537,36 @@ def test_json_source_reports_positions_too() -> None:
     source = json.dumps(data, indent=2)
     p = problem_at(source, "transitions.acquire.to")
     assert (p.line, p.column) == pos(source, '"hld"')
+
+
+def test_the_cache_is_bounded() -> None:
+    from schema_lang import compiler
+
+    for i in range(compiler.CACHE_SIZE + 20):
+        compile_machine(BASE + f"# variant {i}\n")
+    assert len(compiler._cache) == compiler.CACHE_SIZE
+
+
+def test_votes_on_a_creation_transition_are_refused() -> None:
+    source = BASE.replace(
+        "create: {from: null, to: free}",
+        "create: {from: null, to: free, votes: {voters: [a, b]}}",
+    )
+    p = problem_at(source, "transitions.create.votes")
+    assert (p.line, p.column) == pos(source, "{voters")
+
+
+def test_unknown_keys_in_then_steps_and_their_if() -> None:
+    source = BASE.replace(
+        "release: {from: held, to: free}",
+        "release: {from: held, to: free, then: [{transition: destroy, iff: {}}]}",
+    )
+    p = problem_at(source, "transitions.release.then[0].iff")
+    assert (p.line, p.column) == pos(source, "iff")
+    assert "did you mean 'if'" in p.message
+    source = BASE.replace(
+        "release: {from: held, to: free}",
+        "release: {from: held, to: free, then: [{transition: destroy, if: {src: {}}}]}",
+    )
+    p = problem_at(source, "transitions.release.then[0].if.src")
+    assert "did you mean '$src'" in p.message

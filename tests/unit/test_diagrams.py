@@ -55,6 +55,9 @@ def test_state_names_mermaid_cannot_use_get_an_alias() -> None:
     text = render_mermaid(compile_machine(source))
     assert '    state "in-use" as s_in_use' in text.splitlines()
     assert "    free --> s_in_use: acquire" in text.splitlines()
+    keyword = render_mermaid(compile_machine(load_example("lock").replace("free", "end")))
+    assert '    state "end" as s_end' in keyword.splitlines()
+    assert "    [*] --> s_end: create" in keyword.splitlines()
 
 
 @pytest.mark.parametrize("name", example_names())
