@@ -98,13 +98,13 @@ def compile_condition(node: Node, ctx: CompileContext, path: str, *, side: str) 
     """Compiles a condition at `path`; None when it is empty or has problems (recorded in ctx)."""
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
+    if node.value is None or node.value == {}:
+        return None
     before = len(ctx.problems)
     if isinstance(node.value, list):
         condition = _compile_alternatives(node, ctx, path, side)
     elif isinstance(node.value, dict):
         condition = _compile_fields(node, ctx, path, side)
-    elif node.value is None:
-        return None
     else:
         ctx.problem(
             (node.line, node.column),

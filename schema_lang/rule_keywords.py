@@ -63,7 +63,9 @@ def _required(arg: Node, site: Site) -> Check | None:
 
 
 def _type(arg: Node, site: Site) -> Check | None:
-    names = [i.value for i in arg.value] if isinstance(arg.value, list) else [arg.value]
+    items = [i.value for i in arg.value] if isinstance(arg.value, list) else [arg.value]
+    # An unquoted `type: null` is YAML's null, which can only mean the null type.
+    names = ["null" if n is None else n for n in items]
     wrong = [n for n in names if n not in TYPES]
     if wrong or not names:
         first = wrong[0] if wrong else None

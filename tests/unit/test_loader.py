@@ -126,7 +126,10 @@ def test_hostile_deep_block_sequence_fails_without_recursion_error() -> None:
 
 
 def test_source_over_the_size_limit_is_refused() -> None:
-    assert "larger than the limit of 100 bytes" in only_problem("a: " + "x" * 100, max_bytes=100).message
+    assert (
+        "larger than the limit of 100 bytes"
+        in only_problem("a: " + "x" * 100, max_bytes=100).message
+    )
 
 
 def test_size_limit_counts_utf8_bytes_not_characters() -> None:
