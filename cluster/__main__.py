@@ -11,10 +11,20 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .cli_bench import add_bench_command
+from .cli_client import add_client_commands
+from .cli_node import add_node_command
 from .cli_schema import add_schema_commands
+from .cli_up import add_up_command
 
 CommandGroup = Callable[[Any], None]
-COMMAND_GROUPS: tuple[CommandGroup, ...] = (add_schema_commands,)
+COMMAND_GROUPS: tuple[CommandGroup, ...] = (
+    add_schema_commands,
+    add_node_command,
+    add_up_command,
+    add_client_commands,
+    add_bench_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,7 +69,7 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
     if outcome.status == "rejected":
         return outcome  # an atomic batch that failed: its results say why, nothing applies
     tx.commit()
-    outcome = dataclasses.replace(outcome, events=tuple(tx.events))
+    outcome = Outcome(outcome.status, outcome.body, None, tuple(tx.events), outcome.results)
     if key:
         state.remember_idempotency(
             key, IdempotencyRecord(fingerprint, outcome_to_dict(outcome), now)
