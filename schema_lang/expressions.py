@@ -22,19 +22,38 @@ Values at run time:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import lark
 import orjson
 
 from .model import EvalContext
+from .template_functions import (
+    FUNCTIONS,
+    MISSING,
+    TemplateRuntimeError,
+    checked_text,
+    lookup,
+    plain_json,
+    render_text,
+)
+
+__all__ = [
+    "MISSING",
+    "CompiledTemplate",
+    "ExpressionError",
+    "TemplateRuntimeError",
+    "compile_template",
+    "compile_var_expression",
+    "expression_references",
+    "lookup",
+    "render_text",
+    "template_references",
+]
 
 MAX_TEMPLATE_CHARS = 4_096
 MAX_DEPTH = 32
-MAX_TEXT_CHARS = 1_048_576  # a function result larger than this is a runtime error
 ROOTS = ("src", "dst", "vars", "object", "now")
 OBJECT_FIELDS = ("id", "version", "state")
 
@@ -51,19 +70,6 @@ class ExpressionError(ValueError):
         self.column = column
 
 
-class TemplateRuntimeError(ValueError):
-    """A function applied to a value it cannot handle; deterministic for the same data."""
-
-
-class _Missing:
-    """The value of a reference to an absent field."""
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
 _GRAMMAR = r"""
 ?start: expr
 ?expr: call | path | string | integer
@@ -77,103 +83,6 @@ INT: /-?[0-9]+/
 %ignore /[ \t\r\n]+/
 """
 _parser = lark.Lark(_GRAMMAR, parser="lalr", maybe_placeholders=False)
-
-
-def render_text(value: Any) -> str:
-    """The text of a value inside a template: JSON spelling, strings as is, null as ""."""
-    if value is MISSING or value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return orjson.dumps(value, default=_plain, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _plain(value: Any) -> Any:
-    """orjson's fallback for read-only views of the data (e.g. MappingProxyType)."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, tuple | frozenset):
-        return list(value)
-    raise TypeError(f"cannot render {type(value).__name__}")
-
-
-def _checked(text: str) -> str:
-    if len(text) > MAX_TEXT_CHARS:
-        raise TemplateRuntimeError(f"a computed text is longer than {MAX_TEXT_CHARS} characters")
-    return text
-
-
-def _integer(value: Any, what: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise TemplateRuntimeError(f"{what} must be an integer, not {render_text(value)!r}")
-
-
-def _substr(subject: Any, start: Any, end: Any = None) -> str:
-    text = render_text(subject)
-    begin = _integer(start, "substr start")
-    return text[begin:] if end is None else text[begin : _integer(end, "substr end")]
-
-
-def _len(value: Any) -> int:
-    if value is MISSING or value is None:
-        return 0
-    if isinstance(value, str | list | dict):
-        return len(value)
-    raise TemplateRuntimeError(f"len needs a string, list or object, not {render_text(value)!r}")
-
-
-def _hex(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return format(value, "x")
-    if value is MISSING or value is None or isinstance(value, str):
-        return _checked(render_text(value).encode().hex())
-    raise TemplateRuntimeError(f"hex needs an integer or a string, not {render_text(value)!r}")
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    text = render_text(value).strip()
-    if isinstance(value, str) and 0 < len(text) <= 100:
-        try:
-            return int(text, 10)
-        except ValueError:
-            pass
-    raise TemplateRuntimeError(f"int cannot convert {render_text(value)!r} to an integer")
-
-
-def _sha256(*values: Any) -> str:
-    digest = hashlib.sha256()
-    for value in values:
-        digest.update(render_text(value).encode())
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Function:
-    call: Callable[..., Any]
-    min_args: int
-    max_args: int | None  # None = any number
-
-
-FUNCTIONS: dict[str, Function] = {
-    "substr": Function(_substr, 2, 3),
-    "lower": Function(lambda v: render_text(v).lower(), 1, 1),
-    "upper": Function(lambda v: render_text(v).upper(), 1, 1),
-    "len": Function(_len, 1, 1),
-    "concat": Function(lambda *vs: _checked("".join(render_text(v) for v in vs)), 0, None),
-    "sha256": Function(_sha256, 1, None),
-    "hex": Function(_hex, 1, 1),
-    "int": Function(_int, 1, 1),
-    "str": Function(render_text, 1, 1),
-}
 
 
 class CompiledTemplate:
@@ -195,9 +104,9 @@ class CompiledTemplate:
                 return None
             if isinstance(value, Mapping | list):
                 # A container is the caller's live data; the result must not alias it.
-                return orjson.loads(orjson.dumps(value, default=_plain))
+                return orjson.loads(orjson.dumps(value, default=plain_json))
             return value
-        return _checked(
+        return checked_text(
             "".join(p if isinstance(p, str) else render_text(p(ctx, scope)) for p in self._parts)
         )
 
@@ -449,18 +358,3 @@ def _reader(root: str, fields: tuple[str, ...]) -> Evaluator:
     if root == "src":
         return lambda ctx, vars: lookup(ctx.src, fields)
     return lambda ctx, vars: lookup(ctx.dst, fields)
-
-
-def lookup(data: Any, fields: tuple[str, ...] | list[str]) -> Any:
-    """The value at a dotted path; MISSING when any step is absent or not a container."""
-    value = data
-    for name in fields:
-        if isinstance(value, Mapping):
-            value = value.get(name, MISSING)
-        elif isinstance(value, list) and name.isdigit() and int(name) < len(value):
-            value = value[int(name)]
-        else:
-            return MISSING
-        if value is MISSING:
-            return MISSING
-    return value

@@ -88,7 +88,9 @@ class _Builder:
             self.documents += 1
             if self.documents > 1:
                 raise self.fatal(
-                    event.start_mark, "", "only one YAML document is allowed (remove the second '---')"
+                    event.start_mark,
+                    "",
+                    "only one YAML document is allowed (remove the second '---')",
                 )
         elif isinstance(event, yaml.AliasEvent):
             raise self.fatal(
@@ -186,7 +188,7 @@ class _Builder:
                     self.fail(
                         event.start_mark,
                         path,
-                        f"!!pcre flags '{text[end + 1:]}' are not supported;"
+                        f"!!pcre flags '{text[end + 1 :]}' are not supported;"
                         " write them inside the pattern, e.g. (?i)",
                     )
                 return text[1:end]
@@ -300,7 +302,7 @@ def _position(mark: Any) -> tuple[int, int]:
 
 
 def _mark_of(node: Node) -> Any:
-    return yaml.Mark("", 0, node.line - 1, node.column - 1, None, None)
+    return yaml.Mark("", 0, node.line - 1, node.column - 1, None, 0)
 
 
 def _join(path: str, key: str) -> str:

@@ -297,7 +297,8 @@ def _present(test: Callable[[Any, EvalContext, Vars], str | None], keyword: str)
     return check
 
 
-def _bad(arg: Node, site: Site, message: str) -> None:
+def _bad(arg: Node, site: Site, message: str) -> Check | None:
+    """Records a problem at the argument; returns None so a compiler can `return _bad(...)`."""
     site.ctx.problem((arg.line, arg.column), site.path, message)
     return None
 
