@@ -49,7 +49,7 @@ from .rule_keywords import (
     unknown_vars,
 )
 
-SIDES = {"$dst": "$dst", "$src": "$src", "data": "data"}
+SIDES = ("$dst", "$src", "data")
 
 
 @dataclass
