@@ -171,7 +171,7 @@ def command_from_dict(raw: dict[str, Any]) -> Command:
     try:
         return cls(**raw)  # type: ignore[no-any-return]
     except TypeError as exc:
-        raise CorruptEntry(f"malformed {cls.kind} command: {exc}") from exc
+        raise CorruptEntry(f"malformed {cls.__name__} command: {exc}") from exc
 
 
 def encode(entry: Entry) -> bytes:
