@@ -50,6 +50,7 @@ class Settings:
     redis: str | None = None  # stored; snapshots to Redis come with the storage issue
     cluster_secret: str | None = None  # encrypts and authenticates Raft traffic
     auth_file: str | None = None
+    raft_bind: str | None = None  # host:port to bind when --raft is an advertised address
     # waits (seconds)
     request_timeout: float = 5.0  # default of the `timeout` query parameter
     max_request_timeout: float = 60.0
@@ -87,11 +88,13 @@ class Settings:
     def validate(self) -> Settings:
         raft_host, _ = parse_address(self.raft, "--raft")
         parse_address(self.http, "--http")
-        if not is_loopback(raft_host) and not self.cluster_secret:
-            raise SettingsError(
-                f"--raft {self.raft} is not a loopback address: Raft traffic carries pickled "
-                "data, so a non-loopback Raft port needs --cluster-secret (FSM_CLUSTER_SECRET)"
-            )
+        bind_host = parse_address(self.raft_bind, "--raft-bind")[0] if self.raft_bind else raft_host
+        for flag, host in (("--raft", raft_host), ("--raft-bind", bind_host)):
+            if not is_loopback(host) and not self.cluster_secret:
+                raise SettingsError(
+                    f"{flag} {host} is not a loopback address: Raft traffic carries pickled "
+                    "data, so a non-loopback Raft port needs --cluster-secret (FSM_CLUSTER_SECRET)"
+                )
         if any(p.raft == self.raft for p in self.peers):
             raise SettingsError(f"--peer {self.raft} is this node's own --raft address")
         if not self.cluster_id or any(c.isspace() for c in self.cluster_id):
@@ -141,6 +144,7 @@ def is_loopback(host: str) -> bool:
 _OPTIONS: dict[str, tuple[type, str]] = {
     "raft": (str, "HOST:PORT of this node's Raft endpoint (required)"),
     "http": (str, "HOST:PORT of this node's HTTP API (required)"),
+    "raft-bind": (str, "HOST:PORT the Raft endpoint binds to, when --raft is only advertised"),
     "data-dir": (str, "directory for the Raft journal and snapshot (required)"),
     "cluster-id": (str, "cluster name, prefixes snapshot keys (default: default)"),
     "redis": (str, "Redis URL for snapshots"),

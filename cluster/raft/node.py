@@ -69,6 +69,7 @@ def build_conf(settings: Settings, hooks: SnapshotHooks) -> SyncObjConf:
         logCompactionMinEntries=settings.log_compaction_entries,
         logCompactionMinTime=settings.log_compaction_seconds,
         password=settings.cluster_secret,
+        bindAddress=settings.raft_bind,  # None: bind to the advertised --raft address
     )
 
 
