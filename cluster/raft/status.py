@@ -91,4 +91,6 @@ class RaftStatus:
             return False
         if self.is_leader and not self.has_quorum:
             return False
+        if not self.leader_connected:
+            return False  # pysyncobj keeps naming a dead leader when it can reach nobody
         return self.lag <= max_lag

@@ -27,6 +27,8 @@ async def readyz(request: web.Request) -> web.Response:
         reason = "no leader is known"
     elif status.is_leader and not status.has_quorum:
         reason = "this leader cannot reach a quorum"
+    elif not status.leader_connected:
+        reason = f"not connected to the leader {status.leader}"
     else:
         reason = f"catching up with the log ({status.lag} entries behind)"
     return json_response({"ready": False, "reason": reason}, 503, {"Retry-After": "1"})
