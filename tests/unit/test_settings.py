@@ -82,3 +82,10 @@ def test_inconsistent_raft_timeouts_are_refused() -> None:
 def test_own_address_as_peer_is_refused() -> None:
     with pytest.raises(SettingsError):
         parse(BASE + ["--peer", "127.0.0.1:7001"])
+
+
+def test_raft_bind_is_optional_and_checked_like_raft() -> None:
+    assert parse(BASE).raft_bind is None
+    assert parse(BASE + ["--raft-bind", "127.0.0.1:7101"]).raft_bind == "127.0.0.1:7101"
+    with pytest.raises(SettingsError, match="cluster-secret"):
+        parse(BASE + ["--raft-bind", "0.0.0.0:7101"])
