@@ -15,6 +15,7 @@ from .cli_bench import add_bench_command
 from .cli_client import add_client_commands
 from .cli_node import add_node_command
 from .cli_schema import add_schema_commands
+from .cli_snapshot import add_snapshot_commands
 from .cli_up import add_up_command
 
 CommandGroup = Callable[[Any], None]
@@ -24,6 +25,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     add_up_command,
     add_client_commands,
     add_bench_command,
+    add_snapshot_commands,
 )
 
 
