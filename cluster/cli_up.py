@@ -117,12 +117,21 @@ async def wait_ready(specs: list[NodeSpec], cluster: LocalCluster, timeout: floa
         while pending:
             if cluster.exited():
                 spec, code = cluster.exited()[0]
-                raise RuntimeError(f"node {spec.index} exited with status {code}; see {spec.data_dir / 'node.log'}")
+                raise RuntimeError(f"node {spec.index} exited with status {code}:\n{log_tail(spec)}")
             if time.monotonic() > end:
                 raise RuntimeError(f"nodes not ready after {timeout:.0f} s: {', '.join(s.url for s in pending)}")
             pending = [s for s in pending if not await client.ready(s.url)]
             if pending:
                 await asyncio.sleep(0.2)
+
+
+def log_tail(spec: NodeSpec, lines: int = 15) -> str:
+    """The end of a node's log, shown on failure (a temporary data dir is removed at exit)."""
+    try:
+        text = (spec.data_dir / "node.log").read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join("  " + line for line in text.splitlines()[-lines:])
 
 
 async def apply_examples(urls: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from . import client_errors
 from .client_errors import *  # noqa: F403 - the errors are part of the client's API
 from .client_errors import FsmError, Unavailable
 from .client_lock import AsyncLock, Lock, SyncLock
@@ -43,6 +44,7 @@ __all__ = [
     "RetryPolicy",
     "SyncLock",
     "normalize_urls",
+    *client_errors.__all__,
 ]
 
 JSON = dict[str, Any]

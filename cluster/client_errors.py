@@ -13,6 +13,15 @@ from typing import Any
 
 import orjson
 
+__all__ = [
+    "Conflict", "FsmError", "Forbidden", "GuardFailed", "Gone", "IdempotencyKeyReused",
+    "InvalidRequest", "InvalidSchema", "LockHeld", "LockLost", "MachineInUse", "MachineNotFound",
+    "NotAVoter", "NotFound", "ObjectExists", "ObjectNotFound", "Overloaded", "PayloadTooLarge",
+    "PendingChange", "ServerError", "StaleChange", "TerminalState", "Timeout",
+    "TransitionNotAllowed", "TransitionNotFound", "Unauthorized", "Unavailable",
+    "VersionConflict", "VoteConflict", "error_from_body",
+]
+
 
 class FsmError(Exception):
     """Root of every error the client raises. `status` is None when no node answered."""

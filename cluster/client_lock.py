@@ -3,8 +3,8 @@
     async with Lock(async_client, "db-1", "worker-1") as lock:
         write_to_storage(fencing_token=lock.token)
 
-    with Lock(sync_client, "db-1", "worker-1", wait=10) as lock:
-        ...
+    with Lock(sync_client, "db-1", "worker-1", wait=10, renew_every=10) as lock:
+        ...   # the lease is renewed in the background every 10 s while inside the block
 
 The machine (SPEC section 3): `free --acquire--> held --release--> free`; `renew`
 keeps it held; a lock held for 30 s without a renew expires back to `free`. The
@@ -41,15 +41,25 @@ class AsyncLock:
     """The lock for an `AsyncClient`; `async with` acquires (waiting up to `wait` s) and releases."""
 
     def __init__(
-        self, client: AsyncClient, name: str, owner: str, *, wait: float = 30.0, machine: str = LOCK_MACHINE
+        self,
+        client: AsyncClient,
+        name: str,
+        owner: str,
+        *,
+        wait: float = 30.0,
+        renew_every: float | None = None,
+        machine: str = LOCK_MACHINE,
     ) -> None:
         self.client = client
         self.name = name
         self.owner = owner
         self.wait = wait
+        self.renew_every = renew_every  # inside `with`: renew in the background this often
         self.machine = machine
         self.token: int | None = None  # fencing token of the current hold
         self.version: int | None = None  # object version after the last acquire or renew
+        self._renewer: asyncio.Task[None] | None = None
+        self._renew_error: LockLost | None = None
 
     async def acquire(self, wait: float | None = None, *, poll: float = 0.05) -> int:
         """Take the lock, waiting up to `wait` seconds while another owner holds it
@@ -92,14 +102,43 @@ class AsyncLock:
 
     async def __aenter__(self) -> AsyncLock:
         await self.acquire(self.wait)
+        self.start_renewing()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        lost = await self.stop_renewing()
         try:
             await self.release()
-        except LockLost:
-            if exc_type is None:
-                raise
+        except LockLost as exc:
+            lost = lost or exc
+        if lost is not None and exc_type is None:
+            raise lost
+
+    def start_renewing(self) -> None:
+        """With `renew_every` set, renew the lease in a background task until `stop_renewing`."""
+        if self.renew_every and self._renewer is None:
+            self._renew_error = None
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_loop(self.renew_every))
+
+    async def stop_renewing(self) -> LockLost | None:
+        """Stop the background renewal; returns the `LockLost` it met, if any."""
+        task, self._renewer = self._renewer, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return self._renew_error
+
+    async def _renew_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.renew()
+            except LockLost as exc:
+                self._renew_error = exc
+                return
+            except FsmError:
+                continue  # unavailable for now: the lease may still be ours; try again
 
     async def _create(self) -> None:
         with contextlib.suppress(ObjectExists):
@@ -134,10 +173,19 @@ class SyncLock:
     """The same lock for a blocking `Client`; `with` acquires and releases."""
 
     def __init__(
-        self, client: Client, name: str, owner: str, *, wait: float = 30.0, machine: str = LOCK_MACHINE
+        self,
+        client: Client,
+        name: str,
+        owner: str,
+        *,
+        wait: float = 30.0,
+        renew_every: float | None = None,
+        machine: str = LOCK_MACHINE,
     ) -> None:
         self._client = client
-        self._lock = AsyncLock(client.aio, name, owner, wait=wait, machine=machine)
+        self._lock = AsyncLock(
+            client.aio, name, owner, wait=wait, renew_every=renew_every, machine=machine
+        )
 
     @property
     def token(self) -> int | None:
@@ -165,28 +213,36 @@ class SyncLock:
         self._client.run(self._lock.release())
 
     def __enter__(self) -> SyncLock:
-        self.acquire(self._lock.wait)
+        self._client.run(self._lock.__aenter__())  # the renewer runs on the client's loop thread
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        try:
-            self.release()
-        except LockLost:
-            if exc_type is None:
-                raise
+        self._client.run(self._lock.__aexit__(exc_type))
 
 
 @overload
-def Lock(client: AsyncClient, name: str, owner: str, *, wait: float = ..., machine: str = ...) -> AsyncLock: ...
+def Lock(
+    client: AsyncClient, name: str, owner: str, *, wait: float = ..., renew_every: float | None = ...,
+    machine: str = ...,
+) -> AsyncLock: ...
 @overload
-def Lock(client: Client, name: str, owner: str, *, wait: float = ..., machine: str = ...) -> SyncLock: ...
+def Lock(
+    client: Client, name: str, owner: str, *, wait: float = ..., renew_every: float | None = ...,
+    machine: str = ...,
+) -> SyncLock: ...
 def Lock(  # noqa: N802 - reads as a class at the call site
-    client: AsyncClient | Client, name: str, owner: str, *, wait: float = 30.0, machine: str = LOCK_MACHINE
+    client: AsyncClient | Client,
+    name: str,
+    owner: str,
+    *,
+    wait: float = 30.0,
+    renew_every: float | None = None,
+    machine: str = LOCK_MACHINE,
 ) -> AsyncLock | SyncLock:
     """The lock for either client: an `AsyncLock` (awaitable methods, `async with`) for an
     `AsyncClient`, a `SyncLock` (blocking methods, `with`) for a `Client`."""
     from .client import Client
 
     if isinstance(client, Client):
-        return SyncLock(client, name, owner, wait=wait, machine=machine)
-    return AsyncLock(client, name, owner, wait=wait, machine=machine)
+        return SyncLock(client, name, owner, wait=wait, renew_every=renew_every, machine=machine)
+    return AsyncLock(client, name, owner, wait=wait, renew_every=renew_every, machine=machine)

@@ -141,12 +141,25 @@ async def test_lock_tokens_increase_and_exclude_a_second_owner(cluster3: Cluster
         assert token_c > token_b
 
 
+async def test_lock_renews_in_the_background_while_held(cluster3: Cluster) -> None:
+    lock_machine(cluster3.urls, "lock")
+    async with AsyncClient(cluster3.urls) as fsm:
+        async with Lock(fsm, "res-renew", "owner-a", renew_every=0.2) as held:
+            await asyncio.sleep(1.0)
+            assert held.token is not None and held.version is not None
+            assert held.version >= held.token + 2
+            assert (await fsm.get_object("lock", "res-renew"))["version"] == held.version
+        assert (await fsm.get_object("lock", "res-renew"))["state"] == "free"
+
+
 def test_blocking_lock_is_a_context_manager(cluster3: Cluster) -> None:
     lock_machine(cluster3.urls, "lock")
     with Client(cluster3.urls) as fsm:
-        with Lock(fsm, "res-sync", "owner-a") as held:
+        with Lock(fsm, "res-sync", "owner-a", renew_every=0.2) as held:
             token = held.token
             assert fsm.get_object("lock", "res-sync")["data"] == {"owner": "owner-a"}
+            time.sleep(0.7)
+            assert held.version is not None and token is not None and held.version > token
         assert fsm.get_object("lock", "res-sync")["state"] == "free"
         assert fsm.lock("res-sync", "owner-b").acquire() > token  # type: ignore[operator]
 
