@@ -14,6 +14,10 @@
     cluster.wait_ready([0, 2])            # /readyz 200 on those nodes (default: all running)
     cluster.log(i)                        # node i's stderr so far (for failure messages)
 
+    Cluster(tmp_path, n=3, raft_bind=True)  # node i binds Raft on nodes[i].bind_port while its
+                                          # advertised --raft stays nodes[i].raft_port: put a
+                                          # proxy there (tests/faults/proxy.py) to cut links
+
     http = cluster.http(i)                # a small JSON client bound to node i
     r = http.put("/v1/machines/lock", body=yaml_text, content_type="application/yaml")
     r = http.post("/v1/machines/lock/objects/a/transitions/create", json={"data": {}})
@@ -163,6 +167,7 @@ class NodeProcess:
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
     starts: int = 0
+    bind_port: int | None = None  # with Cluster(raft_bind=True): where Raft really listens
 
     @property
     def raft(self) -> str:
@@ -188,14 +193,16 @@ class Cluster:
     extra_args: Sequence[str] = ()
     env: dict[str, str] = field(default_factory=dict)
     nodes: list[NodeProcess] = field(default_factory=list)
+    raft_bind: bool = False
 
     def __post_init__(self) -> None:
         self.base_dir = Path(self.base_dir)
-        ports = free_ports(2 * self.n)
+        ports = free_ports(3 * self.n)
         for i in range(self.n):
             node_dir = self.base_dir / f"node{i}"
             self.nodes.append(
-                NodeProcess(i, ports[2 * i], ports[2 * i + 1], node_dir / "data", node_dir / "node.log")
+                NodeProcess(i, ports[2 * i], ports[2 * i + 1], node_dir / "data", node_dir / "node.log",
+                            bind_port=ports[2 * self.n + i] if self.raft_bind else None)
             )
         self._clients: dict[int, Http] = {}
 
@@ -218,6 +225,8 @@ class Cluster:
         for other in self.nodes:
             if other.index != i:
                 cmd += ["--peer", f"{other.raft}@{other.http}"]
+        if node.bind_port is not None:
+            cmd += ["--raft-bind", f"127.0.0.1:{node.bind_port}"]
         return cmd + list(self.extra_args)
 
     def start(self, wait: bool = True) -> Cluster:
