@@ -135,3 +135,11 @@ def _view(cluster: Cluster, i: int, workload: Workload) -> tuple[object, ...] | 
     if status["applied_index"] != again["applied_index"]:
         return None  # still applying: look again
     return (status["applied_index"], tuple(objects))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_soak_ten_minutes(tmp_path: Path) -> None:
+    from tests.faults.soak import soak
+
+    assert soak(10.0, 60.0, seed=1, base=tmp_path) == 0

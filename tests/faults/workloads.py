@@ -67,7 +67,8 @@ class Workload:
     final_read_everywhere = True  # False: each key read on one node after healing (many keys)
 
     def __init__(self, keys: int, seed: int = 0) -> None:
-        self.keys = [f"{self.name}-{k}" for k in range(keys)]
+        self.prefix = f"{self.name}{seed}"  # distinct keys per seed: runs can share a cluster
+        self.keys = [f"{self.prefix}-{k}" for k in range(keys)]
         self.history = History()
         self.rng = random.Random(seed)
 
@@ -262,8 +263,8 @@ class DedupWorkload(Workload):
         with self.lock:
             if self.next_message == 0 or rng.random() < 0.5:
                 self.next_message += 1
-                self.keys.append(f"msg-{self.next_message}")
-            return f"msg-{rng.randrange(max(1, self.next_message - 3), self.next_message + 1)}"
+                self.keys.append(f"{self.prefix}-{self.next_message}")
+            return f"{self.prefix}-{rng.randrange(max(1, self.next_message - 3), self.next_message + 1)}"
 
     def step(self, client: Client, rng: random.Random) -> None:
         message = self._message(rng)
