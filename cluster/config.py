@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MiB = 1024 * 1024
 KiB = 1024
@@ -47,7 +48,9 @@ class Settings:
     data_dir: Path
     peers: tuple[Peer, ...] = ()
     cluster_id: str = "default"
-    redis: str | None = None  # stored; snapshots to Redis come with the storage issue
+    redis: str | None = None  # Redis URL: snapshots go there (else to <data-dir>/snapshots)
+    redis_projection: bool = False  # leader keeps a read model of the objects in Redis
+    snapshot_keep: int = 3  # snapshots kept in the store
     cluster_secret: str | None = None  # encrypts and authenticates Raft traffic
     auth_file: str | None = None
     raft_bind: str | None = None  # host:port to bind when --raft is an advertised address
@@ -112,6 +115,10 @@ class Settings:
         for flag, value in positive.items():
             if value <= 0:
                 raise SettingsError(f"{flag} must be positive, got {value}")
+        if self.redis_projection and not self.redis:
+            raise SettingsError("--redis-projection needs --redis URL")
+        if self.snapshot_keep < 1:
+            raise SettingsError(f"--snapshot-keep must be at least 1, got {self.snapshot_keep}")
         if self.request_timeout > self.max_request_timeout:
             raise SettingsError("--request-timeout must not exceed --max-request-timeout")
         if not (3 * self.heartbeat_period < self.raft_min_timeout < self.raft_max_timeout):
@@ -140,14 +147,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def switch(text: str) -> bool:
+    """An on/off flag: `--flag` alone, `--flag=false`, or FSM_FLAG=1/0/true/false/yes/no."""
+    value = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}.get(text.strip().lower())
+    if value is None:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value
+
+
 # flag name -> (type, help); defaults come from Settings
-_OPTIONS: dict[str, tuple[type, str]] = {
+_OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "raft": (str, "HOST:PORT of this node's Raft endpoint (required)"),
     "http": (str, "HOST:PORT of this node's HTTP API (required)"),
     "raft-bind": (str, "HOST:PORT the Raft endpoint binds to, when --raft is only advertised"),
     "data-dir": (str, "directory for the Raft journal and snapshot (required)"),
     "cluster-id": (str, "cluster name, prefixes snapshot keys (default: default)"),
-    "redis": (str, "Redis URL for snapshots"),
+    "redis": (str, "Redis URL for snapshots (and recovery of a lost data dir)"),
+    "redis-projection": (switch, "keep an eventually consistent read model of objects in Redis"),
+    "snapshot-keep": (int, "snapshots kept in the store (default 3)"),
     "cluster-secret": (str, "shared secret: encrypts and authenticates Raft traffic"),
     "auth-file": (str, "file mapping bearer tokens to principals and roles"),
     "request-timeout": (float, "default write wait in seconds (default 5)"),
@@ -170,7 +188,9 @@ _OPTIONS: dict[str, tuple[type, str]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, (kind, help_text) in _OPTIONS.items():
-        parser.add_argument(f"--{name}", type=kind, default=None, help=f"{help_text} [FSM_{_env(name)}]")
+        extra: dict[str, Any] = {"nargs": "?", "const": True} if kind is switch else {}
+        parser.add_argument(f"--{name}", type=kind, default=None, help=f"{help_text} [FSM_{_env(name)}]",
+                            **extra)
     parser.add_argument(
         "--peer",
         action="append",

@@ -41,7 +41,17 @@ class RaftCollector(Collector):
             "fsm_raft_log_entries": ("entries in the local Raft log", status.log_length),
             "fsm_snapshot_last_index": ("log index of the last snapshot", snapshot.last_index or 0),
             "fsm_snapshot_ok": ("1 when the last snapshot attempt succeeded", int(snapshot.ok)),
+            "fsm_snapshot_size_bytes": ("size of the last stored snapshot", snapshot.size or 0),
+            "fsm_snapshot_last_timestamp_seconds": (
+                "when the last stored snapshot was taken (unix time)", (snapshot.last_at_ms or 0) / 1000
+            ),
         }
+        projection = getattr(self.node, "projection_info", None)
+        if projection is not None:
+            gauges["fsm_projection_ok"] = ("1 when the Redis read model is being written", int(projection.ok))
+            gauges["fsm_projection_last_index"] = ("last Raft index written to the read model",
+                                                   projection.last_index)
+            gauges["fsm_projection_queued"] = ("applied entries waiting for the read model", projection.queued)
         for name, (doc, value) in gauges.items():
             yield GaugeMetricFamily(name, doc, value=value)
         yield CounterMetricFamily(

@@ -15,6 +15,10 @@ from .routes import Route, all_routes
 _OBJ: dict[str, Any] = {"type": "object"}
 _STR: dict[str, Any] = {"type": "string"}
 _INT: dict[str, Any] = {"type": "integer"}
+# fields that are null until there is something to say (OpenAPI 3.0 spelling)
+_NSTR: dict[str, Any] = {"type": "string", "nullable": True}
+_NINT: dict[str, Any] = {"type": "integer", "nullable": True}
+_NOBJ: dict[str, Any] = {"type": "object", "nullable": True}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -39,10 +43,10 @@ SCHEMAS: dict[str, Any] = {
     "Machine": _obj(name=_STR, revision=_STR, definition=_OBJ, source=_STR,
                     revisions={"type": "array", "items": _obj(revision=_STR, objects=_INT,
                                                               current={"type": "boolean"})}),
-    "Object": _obj(machine=_STR, id=_STR, revision=_STR, state=_STR, previous_state=_STR, data=_OBJ,
-                   version=_INT, generation=_INT, pending=_OBJ, tasks={"type": "array", "items": _OBJ},
-                   created_at=_STR, updated_at=_STR, expires_at=_STR, index=_INT),
-    "ObjectList": _obj(objects={"type": "array", "items": _ref("Object")}, next=_STR),
+    "Object": _obj(machine=_STR, id=_STR, revision=_STR, state=_STR, previous_state=_NSTR, data=_OBJ,
+                   version=_INT, generation=_INT, pending=_NOBJ, tasks={"type": "array", "items": _OBJ},
+                   created_at=_STR, updated_at=_STR, expires_at=_NSTR, index=_INT),
+    "ObjectList": _obj(objects={"type": "array", "items": _ref("Object")}, next=_NSTR),
     "History": _obj(events={"type": "array", "items": _OBJ}),
     "Deleted": _obj(deleted={"type": "boolean"}, object=_ref("Object"), name=_STR),
     "TransitionRequest": _obj(data=_OBJ, expected_version=_INT),
@@ -63,10 +67,11 @@ SCHEMAS: dict[str, Any] = {
     "BatchResult": _obj(results={"type": "array", "items": _obj(status=_INT, object=_ref("Object"),
                                                                 error=_OBJ)}),
     "Member": _obj(["raft"], raft=_STR, http=_STR),
-    "Snapshot": _obj(store=_STR, last_index=_INT, last_at=_STR, ok={"type": "boolean"}),
+    "Snapshot": _obj(store=_STR, last_index=_NINT, last_at=_NSTR, size=_NINT, ok={"type": "boolean"},
+                     error=_NSTR),
     "ClusterStatus": _obj(node=_OBJ, leader=_OBJ, term=_INT, commit_index=_INT, applied_index=_INT,
                           ready={"type": "boolean"}, members={"type": "array", "items": _OBJ},
-                          snapshot=_ref("Snapshot")),
+                          snapshot=_ref("Snapshot"), projection=_OBJ),
     "Health": _obj(status=_STR),
     "Ready": _obj(ready={"type": "boolean"}, reason=_STR, leader=_STR, term=_INT),
 }

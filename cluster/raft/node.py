@@ -28,6 +28,8 @@ from cluster.core.entries import Barrier, Command, CorruptEntry, Entry, Tick, de
 from cluster.core.outcome import Outcome, Rejection
 from cluster.core.state import ClusterState
 from cluster.errors import ClusterError, Timeout, Unavailable
+from cluster.storage.node_storage import NodeStorage
+from cluster.storage.projection import ProjectionStatus
 
 from .reads import ReadBarrier
 from .snapshot import SnapshotHooks, SnapshotInfo
@@ -74,11 +76,14 @@ def build_conf(settings: Settings, hooks: SnapshotHooks) -> SyncObjConf:
 
 
 class RaftMember(SyncObj):  # type: ignore[misc]
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_snapshot_written: Callable[[int | None], None] = lambda index: None
+    ) -> None:
         # everything the Raft thread touches must exist before SyncObj starts it
         self.state = ClusterState(idempotency_window_ms=int(settings.idempotency_window * 1000))
         self.state_lock = threading.Lock()
-        self.snapshots = SnapshotHooks(lambda: self.state, self._replace_state, log.info)
+        self.snapshots = SnapshotHooks(lambda: self.state, self._replace_state, log.info,
+                                       on_written=on_snapshot_written)
         self.status_view = RaftStatus.initial(settings.raft)
         self.applied_listeners: list[Callable[[Entry, Outcome], None]] = []
         self.applied_through = 0  # index of the last entry apply_entry finished
@@ -159,12 +164,16 @@ class RaftNode:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.member: RaftMember | None = None
+        self.storage: NodeStorage | None = None
         self.reads = ReadBarrier(self._propose_barrier)
         self.http_of: dict[str, str | None] = settings.peer_http()
 
     def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.member = RaftMember(self.settings)
+        self.storage = storage = NodeStorage(self.settings)
+        storage.recover()  # an empty data dir + --redis: the newest snapshot, before Raft starts
+        self.member = member = RaftMember(self.settings, storage.notify_dump)
+        storage.attach(member, lambda: member.status_view.is_leader, member.applied_listeners)
         log.info("raft member %s started (peers: %s)", self.settings.raft,
                  ", ".join(p.raft for p in self.settings.peers) or "none")
 
@@ -172,6 +181,9 @@ class RaftNode:
         if self.member is not None:
             self.member.destroy_synchronous()
             self.member = None
+        if self.storage is not None:
+            self.storage.stop()
+            self.storage = None
 
     # -- writes -----------------------------------------------------------
 
@@ -264,7 +276,13 @@ class RaftNode:
 
     @property
     def snapshot_info(self) -> SnapshotInfo:
-        return self._require_member().snapshots.info
+        local = self._require_member().snapshots.info
+        return self.storage.snapshot_info(local) if self.storage is not None else local
+
+    @property
+    def projection_info(self) -> ProjectionStatus | None:
+        projection = self.storage.projection if self.storage is not None else None
+        return projection.status if projection is not None else None
 
     # -- operations -------------------------------------------------------
 
@@ -286,15 +304,20 @@ class RaftNode:
         """Ask pysyncobj to compact the log now and wait (bounded) for the new snapshot."""
         member = self._require_member()
         before = member.snapshots.info
-        if before.last_index == member.raftLastApplied:
-            return before  # nothing applied since the last snapshot: pysyncobj would skip it
-        member.forceLogCompaction()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            if member.snapshots.info is not before:
-                return member.snapshots.info
-        raise Timeout(f"no snapshot was written within {timeout:g}s")
+        # when nothing was applied since the last snapshot pysyncobj would skip it
+        if before.last_index != member.raftLastApplied:
+            member.forceLogCompaction()
+            while member.snapshots.info is before:
+                if time.monotonic() >= deadline:
+                    raise Timeout(f"no snapshot was written within {timeout:g}s")
+                await asyncio.sleep(0.05)
+        local = member.snapshots.info
+        if self.storage is not None and local.ok and local.last_index is not None:
+            # then wait (bounded, off the event loop) until the store has it or refused it
+            wait = max(deadline - time.monotonic(), 0.1)
+            await asyncio.to_thread(self.storage.wait_stored, local.last_index, wait)
+        return self.snapshot_info
 
     def _require_member(self) -> RaftMember:
         if self.member is None:

@@ -41,6 +41,7 @@ class SnapshotInfo:
     last_at_ms: int | None = None
     ok: bool = True
     error: str | None = None
+    size: int | None = None  # bytes
 
 
 def write_snapshot(path: str | Path, state: ClusterState, raft_data: Any) -> None:
@@ -82,10 +83,12 @@ class SnapshotHooks:
         get_state: Callable[[], ClusterState],
         set_state: Callable[[ClusterState], None],
         on_log: Callable[[str], None] = lambda message: None,
+        on_written: Callable[[int | None], None] = lambda index: None,
     ) -> None:
         self._get_state = get_state
         self._set_state = set_state
         self._log = on_log
+        self._on_written = on_written  # e.g. copy the dump to the snapshot store (must not block)
         self.info = SnapshotInfo()
 
     def serialize(self, tmp_path: str, raft_data: Any) -> None:
@@ -99,6 +102,7 @@ class SnapshotHooks:
             self._log(f"snapshot failed: {exc}")
             raise
         self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True)
+        self._on_written(self.info.last_index)
 
     def deserialize(self, path: str) -> tuple[Any, ...]:
         state, raft_data = read_snapshot(path)

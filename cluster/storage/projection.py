@@ -83,8 +83,9 @@ class ProjectionStatus:
     error: str | None = None
 
 
-# one applied entry: (index, events, {(machine, id): record or None}) — records are immutable
-_Item = tuple[int, tuple[dict[str, Any], ...], dict[tuple[str, str], Any]]
+# one applied entry: (Raft index, number of its first event within that index, events,
+# {(machine, id): record or None}); records are immutable
+_Item = tuple[int, int, tuple[dict[str, Any], ...], dict[tuple[str, str], Any]]
 
 
 class Projection:
@@ -107,6 +108,9 @@ class Projection:
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=queue_limit)
         self._set_object = client.register_script(_SET_OBJECT)
         self._leading = False  # as the projector thread last saw it
+        self._floor = 0  # items below this index are covered by the last rebuild
+        self._numbering_index = 0  # Raft thread only: event numbering within one index
+        self._numbered = 0
         self._need_rebuild = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,14 +131,22 @@ class Projection:
     # -- the Raft thread -----------------------------------------------------
 
     def on_applied(self, index: int, events: tuple[dict[str, Any], ...]) -> None:
-        """Called on the Raft thread after every applied entry; cheap and never blocks."""
+        """Called on the Raft thread after every applied entry; cheap and never blocks.
+
+        Entries of a group commit share one Raft index: their events are numbered on
+        within that index (computed on every node, so every leader numbers alike).
+        """
+        if index != self._numbering_index:
+            self._numbering_index, self._numbered = index, 0
+        first = self._numbered
+        self._numbered += len(events)
         if not events or not self.is_leader():
             return
         state = self.source.state  # only this thread changes it, so no lock is needed here
         touched = {(e["machine"], e["object"]): None for e in events if e.get("machine") and e.get("object")}
         records = {key: state.get_object(*key) for key in touched}
         try:
-            self._queue.put_nowait((index, events, records))
+            self._queue.put_nowait((index, first, events, records))
         except queue.Full:
             self._need_rebuild.set()
 
@@ -192,24 +204,22 @@ class Projection:
 
     def _write_batch(self) -> None:
         try:
-            first = self._queue.get(timeout=0.5)
+            head = self._queue.get(timeout=0.5)
         except queue.Empty:
             return
-        items = [first]
+        items = [head]
         with contextlib.suppress(queue.Empty):
             while len(items) < BATCH_ITEMS:
                 items.append(self._queue.get_nowait())
-        fresh: list[_Item] = []
-        last = self.status.last_index
-        for item in items:
-            if item is not None and item[0] > last:  # already covered by a rebuild or a batch
-                fresh.append(item)
-                last = item[0]
+        # an item at the rebuild's own index may be written twice: harmless, the stream
+        # refuses a known id and the object ends as the last item left it
+        fresh = [item for item in items if item is not None and item[0] >= self._floor]
         if not fresh:
             return
+        last = max(self.status.last_index, *(item[0] for item in fresh))
         with self.client.pipeline(transaction=False) as pipe:
-            for index, events, records in fresh:
-                for n, event in enumerate(events):
+            for index, first, events, records in fresh:
+                for n, event in enumerate(events, first):
                     pipe.xadd(self.stream_key, {"event": orjson.dumps(event)}, id=f"{index}-{n}")
                 for (machine, oid), record in records.items():
                     self._queue_object(pipe, machine, oid, index, record)
@@ -255,6 +265,7 @@ class Projection:
         missed = self._backfill(histories, stream_last, index)
         self.client.hset(f"{self.ns}:projection",
                          mapping={"index": index, "leader": self.node, "rebuilt_at": int(time.time() * 1000)})
+        self._floor = index
         self._publish(ok=True, last_index=index, rebuilt=True)
         log.info("Redis projection rebuilt at index %d: %d objects, %d events backfilled (%.2fs)",
                  index, len(records), missed, time.monotonic() - started)

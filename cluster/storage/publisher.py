@@ -45,6 +45,7 @@ class PublishStatus:
     error: str | None = None
     failures: int = 0  # consecutive failed attempts
     seconds: float | None = None  # how long the last save took
+    attempts: int = 0  # saves tried since start
 
 
 def read_dump(path: Path) -> tuple[bytes, int, int]:
@@ -138,7 +139,7 @@ class SnapshotPublisher:
         log.info("snapshot at index %d (%d bytes) saved to the %s store in %.2fs", index, len(payload),
                  self.store.kind, seconds)
         self.status = PublishStatus(self.store.kind, index, meta.created_at_ms, len(payload), True,
-                                    None, 0, seconds)
+                                    None, 0, seconds, self.status.attempts + 1)
         return True
 
     def _read_wanted(self) -> tuple[bytes, int, int]:
@@ -155,17 +156,21 @@ class SnapshotPublisher:
         if s.ok:
             log.warning("snapshot not saved to the %s store (%s); retrying with backoff", s.store, error)
         self.status = PublishStatus(s.store, s.last_index, s.last_at_ms, s.size, False, error,
-                                    s.failures + 1, s.seconds)
+                                    s.failures + 1, s.seconds, s.attempts + 1)
         return False
 
     def wait_for(self, index: int, timeout: float) -> PublishStatus:
-        """Block (a worker thread, not the event loop) until `index` is stored or an attempt fails."""
+        """Block (a worker thread, not the event loop) until `index` is stored or a new attempt
+        fails. Cuts a backoff wait short: an operator asking for a snapshot gets a fresh try."""
         deadline = time.monotonic() + timeout
+        attempts = self.status.attempts
+        self._wanted = max(self._wanted, index)
+        self._wake.set()
         while time.monotonic() < deadline:
             s = self.status
             if (s.last_index or 0) >= index and s.ok:
                 return s
-            if not s.ok and s.failures > 0:
+            if not s.ok and s.attempts > attempts:
                 return s
             time.sleep(0.05)
         return self.status

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from cluster.config import SettingsError, parse_address
 from cluster.core.records import iso_ms
+from cluster.raft.snapshot import SnapshotInfo
 
 from .. import inputs
 from ..context import ClusterNode, node_of, settings_of
@@ -41,13 +42,23 @@ def cluster_status(node: ClusterNode) -> dict[str, Any]:
         "has_quorum": status.has_quorum,
         "leader_changes": status.leader_changes,
         "members": members,
-        "snapshot": {
-            "store": snapshot.store,
-            "last_index": snapshot.last_index,
-            "last_at": iso_ms(snapshot.last_at_ms),
-            "ok": snapshot.ok,
-        },
+        "snapshot": snapshot_body(snapshot),
+        **projection_body(node),
     }
+
+
+def snapshot_body(info: SnapshotInfo) -> dict[str, Any]:
+    return {"store": info.store, "last_index": info.last_index, "last_at": iso_ms(info.last_at_ms),
+            "size": info.size, "ok": info.ok, "error": info.error}
+
+
+def projection_body(node: ClusterNode) -> dict[str, Any]:
+    """The Redis read model's progress, when this node runs with --redis-projection."""
+    status = getattr(node, "projection_info", None)
+    if status is None:
+        return {}
+    return {"projection": {"ok": status.ok, "last_index": status.last_index, "queued": status.queued,
+                           "rebuilds": status.rebuilds, "error": status.error}}
 
 
 async def get_cluster(request: web.Request) -> web.Response:
@@ -83,9 +94,7 @@ async def remove_member(request: web.Request) -> web.Response:
 
 async def take_snapshot(request: web.Request) -> web.Response:
     info = await node_of(request).snapshot_now(inputs.timeout(request, settings_of(request)))
-    body = {"store": info.store, "last_index": info.last_index, "last_at": iso_ms(info.last_at_ms),
-            "ok": info.ok}
-    return json_response(body, 200 if info.ok else 500)
+    return json_response(snapshot_body(info), 200 if info.ok else 500)
 
 
 ROUTES = [
@@ -97,5 +106,5 @@ ROUTES = [
     Route("DELETE", "/v1/cluster/members/{raft}", remove_member, "Remove a member", "cluster",
           {200: "ClusterStatus", 400: "Error", 503: "Error", 504: "Error"}, params=(TIMEOUT,)),
     Route("POST", "/v1/cluster/snapshot", take_snapshot, "Take a snapshot now", "cluster",
-          {200: "Snapshot", 503: "Error", 504: "Error"}, params=(TIMEOUT,)),
+          {200: "Snapshot", 400: "Error", 503: "Error", 504: "Error"}, params=(TIMEOUT,)),
 ]
