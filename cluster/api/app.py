@@ -15,6 +15,7 @@ from aiohttp import web
 from cluster.config import Settings
 from cluster.errors import Timeout, Unavailable
 
+from .auth import auth_middleware, load_auth_file
 from .context import METRICS, NODE, SETTINGS, ClusterNode
 from .errors import ApiError, error_response
 from .metrics import Metrics
@@ -24,7 +25,10 @@ log = logging.getLogger("fsmcluster.api")
 
 
 def build_app(node: ClusterNode, settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[answer_errors])
+    middlewares = [answer_errors]
+    if settings.auth_file:  # inside answer_errors, so 401/403 get the JSON error body
+        middlewares.append(auth_middleware(load_auth_file(settings.auth_file)))
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[NODE] = node
     app[SETTINGS] = settings
     app[METRICS] = Metrics(node)

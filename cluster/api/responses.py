@@ -13,6 +13,7 @@ from cluster.core.outcome import Outcome
 from cluster.core.state import ClusterState
 
 from . import inputs
+from .auth import principal_of
 from .context import node_of, settings_of
 from .errors import ApiError, error_body, outcome_status
 
@@ -61,6 +62,7 @@ async def propose(
         command,
         timeout=inputs.timeout(request, settings_of(request)),
         idempotency_key=idempotency_key,
+        principal=principal_of(request),
     )
     return outcome_response(outcome)
 
