@@ -352,6 +352,7 @@ def run_workload(
     setup_client.close()
     stop, nemesis_stop = threading.Event(), threading.Event()
     started = time.monotonic()
+    faults_before = nemesis.total if nemesis else 0
 
     def client_loop(index: int) -> None:
         client = Client(f"c{index}", urls, index, figures)
@@ -378,7 +379,8 @@ def run_workload(
     workload.extra_checks(figures)
     result = check(workload.history.operations(), workload.model())
     return Report(workload.name, result, figures,
-                  nemesis.describe() if nemesis else "none", nemesis.total if nemesis else 0,
+                  nemesis.describe() if nemesis else "none",
+                  nemesis.total - faults_before if nemesis else 0,
                   time.monotonic() - started)
 
 
