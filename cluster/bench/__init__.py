@@ -1,0 +1,1 @@
+"""Cluster benchmarks: load generator, local clusters of fsmcluster and etcd, reports."""

@@ -1,0 +1,227 @@
+"""Closed-loop load generator spread over several processes.
+
+C clients, each with its own keep-alive connection, send one request, wait for
+the answer, send the next. Clients are dealt round-robin to the target URLs
+and to P generator processes (so the generator is not bound to one GIL), each
+running an asyncio loop (uvloop when installed). Every run is bounded: warmup +
+duration, plus at most one request timeout. Each process reports its own CPU
+time over the measured window, so the report can show whether the generator
+was the bottleneck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+from urllib.parse import urlsplit
+
+from .httpwire import HttpConnection
+from .workloads import CONFLICT, ERROR, OK, WorkloadSpec, make_driver
+
+START_SLACK = 0.2  # seconds between "go" and the first request, so all processes start together
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    workload: WorkloadSpec
+    urls: tuple[str, ...]
+    concurrency: int
+    duration: float = 5.0
+    warmup: float = 1.0
+    processes: int = 2
+    request_timeout: float = 10.0
+
+
+@dataclass
+class LoadResult:
+    concurrency: int
+    seconds: float
+    server_cpu_pct: list[float] = field(default_factory=list)  # per watched process, of one core
+    machine_busy_pct: float = 0.0  # of 100 x cores
+    operations: int = 0  # committed transitions or reads (a batch counts its transitions)
+    requests: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    generator_cpu_seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    first_error: str | None = None
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.operations / self.seconds if self.seconds else 0.0
+
+    @property
+    def generator_cpu_pct(self) -> float:
+        return 100.0 * self.generator_cpu_seconds / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float | None:
+        lat = self.latencies_ms
+        if not lat:
+            return None
+        return lat[min(len(lat) - 1, int(q / 100.0 * len(lat)))]
+
+    def merge(self, part: dict[str, Any]) -> None:
+        self.operations += part["operations"]
+        self.requests += part["requests"]
+        self.conflicts += part["conflicts"]
+        self.errors += part["errors"]
+        self.generator_cpu_seconds += part["cpu"]
+        self.latencies_ms.extend(part["latencies"])
+        self.first_error = self.first_error or part["first_error"]
+
+
+def run_load(spec: LoadSpec, watch_pids: Sequence[int] = ()) -> LoadResult:
+    """Run one load point and return the merged result of every generator process.
+
+    The CPU of `watch_pids` (the servers) and of the whole machine is sampled
+    over the measured window.
+    """
+    processes = max(1, min(spec.processes, spec.concurrency))
+    ctx = mp.get_context("spawn")  # no inherited threads or event loops
+    pipes: list[Connection] = []
+    children = []
+    for index in range(processes):
+        parent_end, child_end = ctx.Pipe()
+        child = ctx.Process(target=_child, args=(spec, index, processes, child_end), daemon=True)
+        child.start()
+        pipes.append(parent_end)
+        children.append(child)
+    try:
+        for pipe in pipes:  # each process has connected and learnt its keys
+            if not pipe.poll(60.0):
+                raise RuntimeError("a load generator process did not get ready within 60 s")
+            ready = pipe.recv()
+            if ready != "ready":
+                raise RuntimeError(f"load generator failed to start: {ready}")
+        start_at = time.monotonic() + START_SLACK
+        for pipe in pipes:
+            pipe.send(start_at)
+        result = LoadResult(spec.concurrency, spec.duration)
+        time.sleep(max(0.0, start_at + spec.warmup - time.monotonic()))
+        before = (process_cpu(watch_pids), machine_cpu(), time.monotonic())
+        time.sleep(max(0.0, start_at + spec.warmup + spec.duration - time.monotonic()))
+        after = (process_cpu(watch_pids), machine_cpu(), time.monotonic())
+        wall = after[2] - before[2]
+        result.server_cpu_pct = [round(100.0 * (b - a) / wall, 1) for a, b in zip(before[0], after[0], strict=True)]
+        (total0, idle0), (total1, idle1) = before[1], after[1]
+        result.machine_busy_pct = round(
+            100.0 * (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(1, total1 - total0)), 1)
+        budget = START_SLACK + spec.warmup + spec.duration + spec.request_timeout + 30.0
+        for pipe in pipes:
+            if not pipe.poll(budget):
+                raise RuntimeError("a load generator process did not report in time")
+            result.merge(pipe.recv())
+        result.latencies_ms.sort()
+        return result
+    finally:
+        for child in children:
+            child.join(5.0)
+            if child.is_alive():
+                child.kill()
+                child.join(1.0)
+
+
+def _child(spec: LoadSpec, index: int, processes: int, pipe: Connection) -> None:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        pipe.send(runner(_drive(spec, index, processes, pipe)))
+    except Exception as exc:  # reported to the parent, which stops the run
+        pipe.send(f"{type(exc).__name__}: {exc}")
+
+
+async def _drive(spec: LoadSpec, index: int, processes: int, pipe: Connection) -> dict[str, Any]:
+    driver = make_driver(spec.workload, index, processes)
+    mine = [w for w in range(spec.concurrency) if w % processes == index]
+    targets = [urlsplit(spec.urls[w % len(spec.urls)]) for w in mine]
+    conns = [await HttpConnection.open(t.hostname or "127.0.0.1", t.port or 80) for t in targets]
+    for raw in driver.prepare_requests():
+        driver.prepared(*await conns[0].request(raw, spec.request_timeout))
+    pipe.send("ready")
+    loop = asyncio.get_running_loop()
+    start_at = await loop.run_in_executor(None, pipe.recv)
+    t_measure = start_at + spec.warmup
+    t_end = t_measure + spec.duration
+    counts = {OK: 0, CONFLICT: 0, ERROR: 0}
+    totals = {"operations": 0}
+    latencies: list[float] = []
+    first_error: list[str] = []
+    cpu: dict[str, float] = {}
+
+    async def sample_cpu() -> None:
+        await asyncio.sleep(max(0.0, t_measure - time.monotonic()))
+        cpu["start"] = time.process_time()
+        await asyncio.sleep(max(0.0, t_end - time.monotonic()))
+        cpu["end"] = time.process_time()
+
+    async def client(conn: HttpConnection, target: Any) -> None:
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        clock = time.monotonic
+        while (t0 := clock()) < t_end:
+            raw, context = driver.next_request()
+            try:
+                if conn.closed:  # the server closed it (e.g. a restart): reconnect
+                    conn = await HttpConnection.open(target.hostname, target.port)
+                    conns.append(conn)
+                status, body = await conn.request(raw, spec.request_timeout)
+                outcome, ops = driver.record(context, status, body)
+                if outcome == ERROR and not first_error:
+                    first_error.append(f"{status} {body[:300]!r}")
+            except (OSError, TimeoutError, ValueError, KeyError) as exc:
+                outcome, ops = ERROR, 0
+                if not first_error:
+                    first_error.append(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.01)
+            t1 = clock()
+            if t_measure <= t0 and t1 <= t_end:
+                counts[outcome] += 1
+                totals["operations"] += ops
+                if outcome != ERROR:
+                    latencies.append((t1 - t0) * 1000.0)
+
+    await asyncio.gather(sample_cpu(), *(client(c, t) for c, t in zip(conns, targets, strict=True)))
+    for conn in conns:
+        conn.close()
+    return {
+        "operations": totals["operations"],
+        "requests": counts[OK] + counts[CONFLICT],
+        "conflicts": counts[CONFLICT],
+        "errors": counts[ERROR],
+        "cpu": cpu.get("end", 0.0) - cpu.get("start", 0.0),
+        "latencies": latencies,
+        "first_error": first_error[0] if first_error else None,
+    }
+
+
+def process_cpu(pids: Sequence[int]) -> list[float]:
+    """CPU seconds (user + system) used so far by each process (0 when it is gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out.append((int(fields[11]) + int(fields[12])) / tick)
+        except (OSError, IndexError, ValueError):
+            out.append(0.0)
+    return out
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(total, idle) jiffies of the whole machine, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    return sum(values), values[3] + values[4]

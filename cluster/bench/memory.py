@@ -1,0 +1,98 @@
+"""`fsmcluster bench memory`: the lock machine at scale, in one process.
+
+Creates N lock objects through the engine (batches of 1,000 `create`s), then
+acquires every one (so each holds data, a lease deadline and two events), and
+reports the resident memory per object after each step, the snapshot size,
+and the time to encode and decode the snapshot (`cluster.core.codec`, what a
+node writes on log compaction and what a restarting node reads).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from dataclasses import dataclass
+
+from schema_lang import load_example
+
+from ..core import codec
+from ..core.engine import apply
+from ..core.entries import Batch, Entry, PutMachine, Transition
+from ..core.state import ClusterState
+
+CHUNK = 1000
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryResult:
+    objects: int
+    bytes_per_object_created: float
+    bytes_per_object_acquired: float
+    create_per_s: float
+    acquire_per_s: float
+    snapshot_bytes: int
+    snapshot_encode_s: float
+    snapshot_decode_s: float
+
+    def lines(self) -> list[str]:
+        return [
+            f"objects                                 {self.objects:>14,}",
+            f"resident bytes/object after create      {self.bytes_per_object_created:>14,.0f}",
+            f"resident bytes/object after acquire     {self.bytes_per_object_acquired:>14,.0f}",
+            f"applied creates/s (batches of {CHUNK})    {self.create_per_s:>14,.0f}",
+            f"applied acquires/s (batches of {CHUNK})   {self.acquire_per_s:>14,.0f}",
+            f"snapshot size, bytes                    {self.snapshot_bytes:>14,}"
+            f"  ({self.snapshot_bytes / self.objects:,.0f} per object)",
+            f"snapshot encode (codec.dumps), s        {self.snapshot_encode_s:>14.2f}",
+            f"snapshot decode (codec.loads), s        {self.snapshot_decode_s:>14.2f}",
+        ]
+
+
+def _apply_all(state: ClusterState, transition: str, objects: int, index: int,
+               data: dict[str, str] | None) -> tuple[int, float]:
+    started = time.perf_counter()
+    for start in range(0, objects, CHUNK):
+        ops = tuple(Transition("lock", f"lock-{i:07d}", transition, data)
+                    for i in range(start, min(objects, start + CHUNK)))
+        outcome = apply(state, Entry(Batch(ops), at_ms=1_800_000_000_000 + index, index=index))
+        if any(not r.ok for r in outcome.results):
+            raise RuntimeError(f"{transition} refused: {outcome.results[0].error}")
+        index += 1
+    return index, time.perf_counter() - started
+
+
+def run_memory(objects: int) -> MemoryResult:
+    gc.collect()
+    state = ClusterState()
+    apply(state, Entry(PutMachine("lock", load_example("lock")), at_ms=1_800_000_000_000, index=1))
+    gc.collect()
+    base = rss_bytes()
+    index, create_s = _apply_all(state, "create", objects, 2, None)
+    gc.collect()
+    created = rss_bytes()
+    index, acquire_s = _apply_all(state, "acquire", objects, index, {"owner": "worker-1"})
+    gc.collect()
+    acquired = rss_bytes()
+    started = time.perf_counter()
+    blob = codec.dumps(state)
+    encode_s = time.perf_counter() - started
+    started = time.perf_counter()
+    codec.loads(blob)
+    decode_s = time.perf_counter() - started
+    return MemoryResult(
+        objects, (created - base) / objects, (acquired - base) / objects,
+        objects / create_s, objects / acquire_s, len(blob), encode_s, decode_s,
+    )
+
+
+def main(objects: int) -> int:
+    print(f"fsmcluster memory benchmark: {objects:,} lock objects in one process")
+    for line in run_memory(objects).lines():
+        print(line)
+    return 0

@@ -1,0 +1,36 @@
+"""Smoke test of `fsmcluster bench cluster --quick`: it starts a 3-node cluster, drives
+it and produces numbers. No timing is asserted: this box is shared."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .harness import ROOT
+
+pytestmark = pytest.mark.cluster
+
+
+def test_quick_cluster_bench_produces_figures(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "cluster", "bench", "cluster", "--quick", "--keys", "500",
+         "--clients", "1,4", "--kinds", "cas,read,batch", "--duration", "1", "--warmup", "0.3",
+         "--json-out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    summaries = json.loads(out.read_text())["summaries"]
+    assert {(s["kind"], s["clients"]) for s in summaries} == {
+        (kind, clients) for kind in ("cas", "read", "batch") for clients in (1, 4)
+    }
+    for s in summaries:
+        assert s["system"] == "fsm"
+        assert s["ops_per_s"] > 0, s
+        assert s["p50_ms"] is not None and s["p99_ms"] is not None, s
+    assert "(a) CAS transitions" in run.stdout
+    assert not (tmp_path / "docs").exists()
