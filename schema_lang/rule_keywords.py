@@ -111,12 +111,36 @@ def _regex(arg: Node, site: Site) -> Check | None:
             f"bad regex {pattern!r}: {reason} (RE2 syntax: no lookaround or backreferences)",
         )
 
+    found = _re2_search(compiled)
+
     def test(value: Any, ectx: EvalContext, vars: Vars) -> str | None:
-        if isinstance(value, str) and compiled.search(value) is not None:
+        if isinstance(value, str) and found(value):
             return None
         return f"must match {pattern} (got {show(value)})"
 
     return _present(test, "regex")
+
+
+def _re2_search(compiled: Any) -> Callable[[str], bool]:
+    """`compiled.search(text) is not None`, without building a match object.
+
+    The wrapper's `search` maps byte offsets back to characters for the match
+    object, which costs more than the RE2 match itself; a guard needs only yes
+    or no. Same regexp, same UTF-8 bytes the wrapper would give it.
+    """
+    regexp = getattr(compiled, "_regexp", None)
+    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+    if regexp is None or anchor is None:  # another wrapper version: the public API
+        return lambda text: compiled.search(text) is not None
+
+    def search(text: str) -> bool:
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: let the wrapper decide
+            return compiled.search(text) is not None
+        return bool(regexp.Match(anchor, encoded, 0, len(encoded))[0] != (-1, -1))
+
+    return search
 
 
 def _enum(arg: Node, site: Site) -> Check | None:

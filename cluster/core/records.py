@@ -12,12 +12,21 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+_ISO_CACHE: dict[int, str] = {}
+_ISO_CACHE_SIZE = 8192
+
 
 def iso_ms(ms: int | None) -> str | None:
     """Milliseconds since the epoch as `2026-11-22T07:00:00.000Z` (None stays None)."""
     if ms is None:
         return None
-    return f"{_iso_second(ms // 1000)}{ms % 1000:03d}Z"
+    # one apply formats the same few timestamps several times (event, object, context)
+    text = _ISO_CACHE.get(ms)
+    if text is None:
+        if len(_ISO_CACHE) >= _ISO_CACHE_SIZE:
+            _ISO_CACHE.clear()
+        text = _ISO_CACHE[ms] = f"{_iso_second(ms // 1000)}{ms % 1000:03d}Z"
+    return text
 
 
 @lru_cache(maxsize=4096)

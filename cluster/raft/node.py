@@ -28,9 +28,11 @@ from cluster.core.entries import Barrier, Command, CorruptEntry, Entry, Tick, de
 from cluster.core.outcome import Outcome, Rejection
 from cluster.core.state import ClusterState
 from cluster.errors import ClusterError, Timeout, Unavailable
+from cluster.storage.background_dump import BackgroundSnapshotHooks
 from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
 
+from .group_commit import GroupCommit
 from .reads import ReadBarrier
 from .snapshot import SnapshotHooks, SnapshotInfo
 from .status import RaftStatus
@@ -68,6 +70,7 @@ def build_conf(settings: Settings, hooks: SnapshotHooks) -> SyncObjConf:
         fullDumpFile=str(settings.snapshot_file),
         serializer=hooks.serialize,
         deserializer=hooks.deserialize,
+        serializeChecker=getattr(hooks, "check", None),  # a dump written off the Raft thread
         logCompactionMinEntries=settings.log_compaction_entries,
         logCompactionMinTime=settings.log_compaction_seconds,
         password=settings.cluster_secret,
@@ -82,8 +85,9 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         # everything the Raft thread touches must exist before SyncObj starts it
         self.state = ClusterState(idempotency_window_ms=int(settings.idempotency_window * 1000))
         self.state_lock = threading.Lock()
-        self.snapshots = SnapshotHooks(lambda: self.state, self._replace_state, log.info,
-                                       on_written=on_snapshot_written)
+        self.snapshots = BackgroundSnapshotHooks(lambda: self.state, self._replace_state, log.info,
+                                                 on_written=on_snapshot_written,
+                                                 dump_file=settings.snapshot_file)
         self.status_view = RaftStatus.initial(settings.raft)
         self.applied_listeners: list[Callable[[Entry, Outcome], None]] = []
         self.applied_through = 0  # index of the last entry apply_entry finished
@@ -96,6 +100,21 @@ class RaftMember(SyncObj):  # type: ignore[misc]
 
     @replicated
     def apply_entry(self, blob: bytes) -> Outcome:
+        entry, outcome = self._apply_blob(blob, last=True)
+        self._notify(entry, outcome)
+        return outcome
+
+    @replicated
+    def apply_group(self, blobs: tuple[bytes, ...]) -> list[Outcome]:
+        """Group commit (group_commit.py): entries that share one Raft entry, applied in order."""
+        applied = [self._apply_blob(blob, last=i == len(blobs) - 1) for i, blob in enumerate(blobs)]
+        outcomes = [outcome for _, outcome in applied]
+        # listeners see one call per Raft index, as for a batch: every event, in order
+        events = tuple(event for outcome in outcomes for event in outcome.events)
+        self._notify(applied[-1][0], Outcome("ok", events=events, results=tuple(outcomes)))
+        return outcomes
+
+    def _apply_blob(self, blob: bytes, last: bool) -> tuple[Entry, Outcome]:
         index = self.raftLastApplied + 1
         try:
             entry = decode(blob, index)
@@ -110,15 +129,17 @@ class RaftMember(SyncObj):  # type: ignore[misc]
             except Exception as exc:  # an engine bug: refuse the entry the same way everywhere
                 log.exception("applying entry %d failed", index)
                 outcome = Outcome.rejected(Rejection("internal", f"internal error: {exc}"))
-            # pysyncobj bumps raftLastApplied only after this returns (and after the
-            # callbacks ran), so remember it here for the X-Raft-Applied-Index header
-            self.applied_through = index
+            if last:  # of its Raft entry: pysyncobj bumps raftLastApplied only after apply
+                # returns (and after the callbacks ran); the X-Raft-Applied-Index header
+                self.applied_through = index
+        return entry, outcome
+
+    def _notify(self, entry: Entry, outcome: Outcome) -> None:
         for listener in self.applied_listeners:
             try:
                 listener(entry, outcome)
             except Exception:
                 log.exception("applied-entry listener failed")
-        return outcome
 
     def _replace_state(self, state: ClusterState) -> None:
         with self.state_lock:
@@ -166,6 +187,12 @@ class RaftNode:
         self.member: RaftMember | None = None
         self.storage: NodeStorage | None = None
         self.reads = ReadBarrier(self._propose_barrier)
+        self._request_prefix = uuid.uuid4().hex[:16] + "-"
+        self._request_seq = 0
+        self.group = GroupCommit(
+            lambda blob, cb: self._require_member().apply_entry(blob, callback=cb),
+            lambda blobs, cb: self._require_member().apply_group(blobs, callback=cb),
+        )
         self.http_of: dict[str, str | None] = settings.peer_http()
 
     def start(self) -> None:
@@ -211,17 +238,20 @@ class RaftNode:
         entry = Entry(
             command,
             at_ms=int(time.time() * 1000),
-            request_id=uuid.uuid4().hex,
+            request_id=self._next_request_id(),
             idempotency_key=idempotency_key,
             principal=principal,
         )
-        result, error = await self._call(
-            lambda cb: member.apply_entry(encode(entry), callback=cb), timeout
-        )
+        result, error = await self._wait(self.group.submit(encode(entry)), timeout)
         if error == FAIL_REASON.SUCCESS:
             assert isinstance(result, Outcome)
             return result
         raise _failure(error, timeout)
+
+    def _next_request_id(self) -> str:
+        # unique without a uuid4 (an os.urandom call) per request: a random per-process prefix
+        self._request_seq += 1
+        return f"{self._request_prefix}{self._request_seq:x}"
 
     async def _propose_barrier(self) -> None:
         await self.propose(Barrier(), timeout=self.settings.read_timeout)
@@ -242,6 +272,9 @@ class RaftNode:
                 loop.call_soon_threadsafe(settle, result, error)
 
         start(callback)
+        return await self._wait(future, timeout)
+
+    async def _wait(self, future: asyncio.Future[tuple[Any, int]], timeout: float) -> tuple[Any, int]:
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
