@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,11 +56,12 @@ class NodeStorage:
         the file store lives in the data dir, so it is lost with it)."""
         if not self.settings.redis:
             return
+        started = time.monotonic()
         meta = recover_if_empty(self.store, self.settings.data_dir)
         if meta is not None:
             self.restored = describe(meta, self.store.kind)
-            log.info("data dir %s was empty: restored the %s; catching up from the leader",
-                     self.settings.data_dir, self.restored)
+            log.info("data dir %s was empty: restored the %s in %.2fs; catching up from the leader",
+                     self.settings.data_dir, self.restored, time.monotonic() - started)
 
     def notify_dump(self, index: int | None) -> None:
         self.publisher.notify(index)

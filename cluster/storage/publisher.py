@@ -129,6 +129,11 @@ class SnapshotPublisher:
                                      term=term, node=self.node)
         started = time.monotonic()
         try:
+            stored = next((m for m in self.store.list_snapshots() if m.index == index), None)
+            if stored is not None:  # same index = same state: another node (or a restore) put it there
+                self.status = PublishStatus(self.store.kind, index, stored.created_at_ms, stored.size,
+                                            True, None, 0, 0.0, self.status.attempts + 1)
+                return True
             self.store.save(meta, payload)
             self.store.prune(self.keep)
         except SnapshotError as exc:

@@ -50,7 +50,7 @@ def restore_latest(store: SnapshotStore, data_dir: Path) -> SnapshotMeta | None:
     """Write the newest valid snapshot of the store into an empty data dir; None if there is none."""
     found = latest_valid(store)
     if found is None:
-        log.warning("no valid %s snapshot for cluster %r: starting empty, catching up from the leader",
+        log.info("no valid %s snapshot for cluster %r: starting empty, catching up from the leader",
                     store.kind, store.cluster_id)
         return None
     meta, payload = found

@@ -11,9 +11,12 @@ from typing import Any
 
 import orjson
 import redis
+from pysyncobj.config import SERIALIZER_STATE
 
 from cluster.core.records import ObjectRecord
 from cluster.core.state import ClusterState
+from cluster.raft.snapshot import read_snapshot
+from cluster.storage.background_dump import BackgroundSnapshotHooks, detach_state
 from cluster.storage.base import latest_valid
 from cluster.storage.file import FileStore
 from cluster.storage.projection import Projection
@@ -152,3 +155,35 @@ def test_a_follower_writes_nothing(redis_server: RedisServer) -> None:
         assert client.keys("*") == []
     finally:
         projection.stop()
+
+
+def test_detached_state_does_not_see_later_applies() -> None:
+    member = FakeMember()
+    member.put("a", "free", 1, 1)
+    member.state.histories[("m", "a")] = ({"index": 1},)
+    clone = detach_state(member.state)
+    member.put("a", "held", 2, 2)
+    member.put("b", "free", 1, 3)
+    member.state.histories[("m", "b")] = ({"index": 3},)
+    member.state.deadlines.append((1, "m", "a", "timeout", 2))
+    assert clone.get_object("m", "a").state == "free"  # type: ignore[union-attr]
+    assert clone.get_object("m", "b") is None
+    assert list(clone.histories) == [("m", "a")] and clone.deadlines == []
+
+
+def test_background_dump_reports_serializing_then_success_once(tmp_path: Path) -> None:
+    member = FakeMember()
+    member.put("a", "free", 1, 1)
+    written: list[int | None] = []
+    dump = tmp_path / "raft.snapshot"
+    hooks = BackgroundSnapshotHooks(lambda: member.state, lambda s: None, on_written=written.append,
+                                    dump_file=dump)
+    (tmp_path / "raft.snapshot.tmp").write_bytes(b"stale")
+    hooks.serialize(str(tmp_path / "raft.snapshot.tmp"), ((b"c", 5, 1), (b"c", 4, 1), set()))
+    assert not (tmp_path / "raft.snapshot.tmp").exists()  # pysyncobj's own rename must fail
+    seen = []
+    wait_until(lambda: seen.append(hooks.check()) or seen[-1] != SERIALIZER_STATE.SERIALIZING)
+    assert seen[-1] == SERIALIZER_STATE.SUCCESS and hooks.check() == SERIALIZER_STATE.NOT_SERIALIZING
+    assert written == [5] and hooks.info.last_index == 5
+    state, _ = read_snapshot(dump)
+    assert state.get_object("m", "a") is not None
