@@ -161,3 +161,31 @@ def wait_for_projection(cluster: Cluster, leader: int, index: int, timeout: floa
             return
         assert time.monotonic() < deadline, f"projection behind: {status}, want index {index}"
         time.sleep(0.1)
+
+
+def test_projection_is_rebuilt_by_a_new_leader(
+    make_cluster: Callable[..., Cluster], redis_server: RedisServer
+) -> None:
+    cluster = redis_cluster(make_cluster, redis_server, "--redis-projection")
+    ids = [f"f-{i}" for i in range(10)]
+    create_objects(cluster, ids)
+    old = cluster.leader_index()
+    cluster.kill(old)
+    survivors = [i for i in range(3) if i != old]
+    leader = cluster.leader_index(among=survivors)
+    http = cluster.http(leader)
+    for oid in ids[:5]:
+        r = http.post(f"{M}/objects/{oid}/transitions/acquire", json={"data": {"owner": "n"}})
+        assert r.status == 200, r
+    objects = {o["id"]: o for o in http.get(f"{M}/objects?limit=100").json["objects"]}
+    wait_for_projection(cluster, leader, max(o["index"] for o in objects.values()))
+    status = http.get("/v1/cluster").json["projection"]
+    assert status["rebuilds"] >= 1
+    client = connect(redis_server.url)
+    for oid, obj in objects.items():
+        stored = orjson.loads(client.get(f"fsm:t1:obj:lock:{oid}"))
+        assert (stored["state"], stored["version"]) == (obj["state"], obj["version"])
+    assert client.smembers("fsm:t1:state:lock:held") == {oid.encode() for oid in ids[:5]}
+    events = [orjson.loads(f[b"event"]) for _, f in client.xrange("fsm:t1:events")]
+    keys = [(e["object"], e["version"], e["kind"]) for e in events]
+    assert len(keys) == len(set(keys)) == 15  # 10 creations + 5 acquisitions, each once
