@@ -33,6 +33,7 @@ from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
 
 from .group_commit import GroupCommit
+from .log_guard import without_needless_truncation
 from .reads import ReadBarrier
 from .snapshot import SnapshotHooks, SnapshotInfo
 from .status import RaftStatus
@@ -140,6 +141,13 @@ class RaftMember(SyncObj):  # type: ignore[misc]
                 listener(entry, outcome)
             except Exception:
                 log.exception("applied-entry listener failed")
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+        # pysyncobj binds its message handler by this (name-mangled) attribute, so this
+        # override sees every Raft message first; see log_guard for why.
+        if isinstance(message, dict) and message.get("type") == "append_entries":
+            message = without_needless_truncation(self._SyncObj__raftLog, message)
+        SyncObj._SyncObj__onMessageReceived(self, node, message)
 
     def _replace_state(self, state: ClusterState) -> None:
         with self.state_lock:
