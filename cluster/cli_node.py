@@ -50,6 +50,9 @@ def run_node(args: argparse.Namespace) -> int:
         return 2
     try:
         return event_loop_runner()(serve(settings))
+    except config.SettingsError as exc:
+        print(f"fsmcluster node: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
@@ -67,8 +70,9 @@ def event_loop_runner() -> Any:
 
 async def serve(settings: config.Settings) -> int:
     node = RaftNode(settings)
+    app = build_app(node, settings)  # refuses a bad --auth-file before Raft starts
     node.start()
-    runner = web.AppRunner(build_app(node, settings), access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()
         host, port = config.parse_address(settings.http, "--http")

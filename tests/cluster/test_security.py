@@ -201,3 +201,15 @@ def test_size_limits_are_enforced(cluster3: Cluster) -> None:
     r = http.put("/v1/machines/deep", body=template, content_type="application/yaml")
     assert (r.status, r.error_code) == (400, "invalid_schema"), r
     assert http.get("/v1/machines/limits/objects/big").status == 404
+
+
+def test_an_unreadable_auth_file_stops_the_node_with_a_clear_message(tmp_path: Path) -> None:
+    bad = tmp_path / "auth.yaml"
+    bad.write_text("not: [a, mapping\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "cluster", "node", "--raft", "127.0.0.1:1", "--http", "127.0.0.1:1",
+         "--data-dir", str(tmp_path / "d"), "--auth-file", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--auth-file" in result.stderr and "Traceback" not in result.stderr
