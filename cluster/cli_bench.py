@@ -84,6 +84,21 @@ def build_plan(args: argparse.Namespace) -> Any:
     )
 
 
+def recorded_command(argv: list[str], mode: str) -> str:
+    """The command line as docs/BENCHMARKS.md shows it: no output paths of this machine."""
+    words = argv[argv.index("bench") + 1:] if "bench" in argv else [mode]
+    shown: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--json-out", "--docs"):
+            skip = True
+        elif not word.startswith(("--json-out=", "--docs=")):
+            shown.append(word)
+    return "./scripts/bench " + shlex.join(shown)
+
+
 def run_cluster_bench(args: argparse.Namespace) -> int:
     import json
 
@@ -95,8 +110,7 @@ def run_cluster_bench(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"fsmcluster bench: {exc}", file=sys.stderr)
         return 2
-    command = "./scripts/bench " + shlex.join(sys.argv[sys.argv.index("bench") + 1:]
-                                               if "bench" in sys.argv else [args.mode])
+    command = recorded_command(sys.argv, args.mode)
     print(f"{command}: {plan.points} points, about {plan.estimate_seconds() / 60:.1f} min",
           file=sys.stderr)
     try:

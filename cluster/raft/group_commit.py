@@ -1,4 +1,4 @@
-"""Group commit: entries proposed in the same turn of the event loop share one Raft entry.
+"""Group commit: concurrent proposals share Raft entries, with a bounded pipeline.
 
 Under load, many handlers propose in the same turn of the asyncio loop. Sending
 each as its own Raft entry costs one append-entries round per entry per
@@ -7,8 +7,17 @@ all three dominate a node's CPU at 64 clients. `GroupCommit` collects the
 entries proposed during one turn and hands them to pysyncobj together at the
 end of it (`loop.call_soon`): one Raft entry, applied entry by entry in order
 (each keeps its own timestamp, request id and idempotency key, and its own
-outcome), one callback for the group. A lone entry goes out as before, so an
-idle node adds no latency.
+outcome), one callback for the group. A lone entry on an idle node goes out at
+once, alone, so it waits for nothing.
+
+At most `max_in_flight` groups are in flight per node; proposals arriving
+meanwhile wait for the next group (which therefore grows with the load, like
+etcd's batching). That bound also keeps the Raft thread responsive under
+overload: pysyncobj applies every committed entry in one tick, and heartbeats
+wait until it is done, so an unbounded backlog (256 clients sending batches)
+stalled the Raft thread past the election timeout. A group is also capped in
+entries and bytes. A slot is given back when the group's callback arrives, or
+after `SLOT_TIMEOUT` seconds in case pysyncobj never calls back.
 
 Everything but the pysyncobj callback runs on the asyncio thread.
 """
@@ -24,7 +33,9 @@ from pysyncobj import FAIL_REASON
 
 Callback = Callable[[Any, int], None]
 MAX_GROUP_ENTRIES = 256
-MAX_GROUP_BYTES = 1 << 20
+MAX_GROUP_BYTES = 128 * 1024
+MAX_IN_FLIGHT = 2
+SLOT_TIMEOUT = 1.0
 
 
 class GroupCommit:
@@ -32,13 +43,15 @@ class GroupCommit:
         self,
         send_one: Callable[[bytes, Callback], None],
         send_group: Callable[[tuple[bytes, ...], Callback], None],
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._send_one = send_one
         self._send_group = send_group
+        self.max_in_flight = max_in_flight
         self._blobs: list[bytes] = []
         self._futures: list[asyncio.Future[tuple[Any, int]]] = []
-        self._bytes = 0
         self._scheduled = False
+        self.in_flight = 0
         self.groups_sent = 0
         self.entries_sent = 0
 
@@ -48,25 +61,45 @@ class GroupCommit:
         future: asyncio.Future[tuple[Any, int]] = loop.create_future()
         self._blobs.append(blob)
         self._futures.append(future)
-        self._bytes += len(blob)
-        if len(self._blobs) >= MAX_GROUP_ENTRIES or self._bytes >= MAX_GROUP_BYTES:
-            self._flush()
-        elif not self._scheduled:
+        if not self._scheduled and self.in_flight < self.max_in_flight:
             self._scheduled = True
             loop.call_soon(self._flush)
         return future
 
     def _flush(self) -> None:
         self._scheduled = False
-        blobs, futures = self._blobs, self._futures
-        if not blobs:
-            return
-        self._blobs, self._futures, self._bytes = [], [], 0
+        while self._blobs and self.in_flight < self.max_in_flight:
+            count, size = 0, 0
+            for blob in self._blobs[:MAX_GROUP_ENTRIES]:
+                if count and size + len(blob) > MAX_GROUP_BYTES:
+                    break
+                count, size = count + 1, size + len(blob)
+            blobs, futures = self._blobs[:count], self._futures[:count]
+            del self._blobs[:count], self._futures[:count]
+            self._send(blobs, futures)
+
+    def _send(self, blobs: list[bytes], futures: list[asyncio.Future[tuple[Any, int]]]) -> None:
+        loop = asyncio.get_running_loop()
+        self.in_flight += 1
         self.groups_sent += 1
         self.entries_sent += len(blobs)
-        loop = asyncio.get_running_loop()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self.in_flight -= 1
+            if self._blobs and not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._flush)
+
+        timer = loop.call_later(SLOT_TIMEOUT, release)
 
         def settle(result: Any, error: int) -> None:
+            timer.cancel()
+            release()
             if error == FAIL_REASON.SUCCESS and len(futures) > 1:
                 outcomes: Sequence[Any] = result
                 for future, outcome in zip(futures, outcomes, strict=True):
@@ -87,6 +120,8 @@ class GroupCommit:
             else:
                 self._send_group(tuple(blobs), callback)
         except Exception as exc:  # e.g. the member stopped: never leave proposers hanging
+            timer.cancel()
+            release()
             for future in futures:
                 if not future.done():
                     future.set_exception(exc)

@@ -53,12 +53,24 @@ async def test_a_failed_group_fails_every_entry_with_the_same_error() -> None:
     assert [error for _, error in results] == [FAIL_REASON.NOT_LEADER] * 2
 
 
-async def test_a_full_group_is_sent_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_groups_are_capped_in_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(group_commit, "MAX_GROUP_ENTRIES", 2)
     raft = FakeRaft()
-    group = GroupCommit(raft.one, raft.group)
+    group = GroupCommit(raft.one, raft.group, max_in_flight=9)
     await asyncio.gather(*(group.submit(bytes([97 + i])) for i in range(5)))
     assert [kind for kind, _ in raft.sent] == ["group", "group", "one"]
+
+
+async def test_proposals_wait_for_a_free_slot_and_then_go_together() -> None:
+    raft = FakeRaft()
+    group = GroupCommit(raft.one, raft.group, max_in_flight=1)
+    first = group.submit(b"a")
+    await asyncio.sleep(0)  # the first goes alone; the next three find the slot taken
+    rest = [group.submit(b"b"), group.submit(b"c"), group.submit(b"d")]
+    assert group.in_flight == 1
+    await asyncio.gather(first, *rest)
+    assert raft.sent == [("one", b"a"), ("group", (b"b", b"c", b"d"))]
+    assert group.in_flight == 0
 
 
 async def test_a_send_that_raises_fails_the_waiting_proposers() -> None:
