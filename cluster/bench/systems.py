@@ -28,6 +28,7 @@ from .workloads import MACHINE, REGISTER_MACHINE, b64, key_name
 
 READY_TIMEOUT = 60.0
 LOAD_CHUNK = {"fsm": 1000, "etcd": 100}  # etcd refuses txns over 128 operations
+LOAD_ATTEMPTS = 5
 
 
 class SystemUnavailable(Exception):
@@ -66,6 +67,7 @@ class LocalCluster:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
         self.processes: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
+        self.load_retries = 0
 
     @property
     def pids(self) -> list[int]:
@@ -113,10 +115,15 @@ class LocalCluster:
         starts = list(range(0, keys, chunk))
 
         def one(start: int) -> int:
-            status, body = self.load_chunk(start, min(keys, start + chunk))
-            if status != 200:
-                raise SystemUnavailable(f"{self.name}: loading keys failed: {status} {body[:300]!r}")
-            return start
+            for attempt in range(LOAD_ATTEMPTS):  # a leader change while loading: retry
+                status, body = self.load_chunk(start, min(keys, start + chunk))
+                if status == 200:
+                    return start
+                if status not in (503, 504) or attempt == LOAD_ATTEMPTS - 1:
+                    break
+                self.load_retries += 1
+                time.sleep(1.0)
+            raise SystemUnavailable(f"{self.name}: loading keys failed: {status} {body[:300]!r}")
 
         done = 0
         with ThreadPoolExecutor(4) as pool:
