@@ -14,40 +14,11 @@ from typing import Any
 
 import pytest
 
+from schema_lang import load_example
+
 from .harness import Cluster
 
-LOCK_YAML = """\
-machine: lock
-description: Exclusive lock with a lease
-history: 100
-rules:
-  owner_id: {type: string, required: true, regex: '^[a-z0-9-]{1,64}$'}
-states:
-  free: {}
-  held:
-    data:
-      owner: {use: owner_id}
-    timeout: {after: 30s, transition: expire}
-  gone: {terminal: true, remove: true}
-transitions:
-  create:  {from: null, to: free}
-  acquire:
-    from: free
-    to: held
-    $dst: {owner: {use: owner_id}}
-  renew:
-    from: held
-    $dst:
-      owner: {src: owner, message: only the lock owner can renew}
-  release:
-    from: held
-    to: free
-    data: replace
-    $dst:
-      owner: {src: owner, message: only the lock owner can release}
-  expire: {from: held, to: free, data: replace}
-  destroy: {from: [free, held], to: gone}
-"""
+LOCK_YAML = load_example("lock")  # SPEC section 3, verbatim
 
 
 def lock_source() -> str:

@@ -9,41 +9,11 @@ from cluster.core.engine import apply
 from cluster.core.entries import Command, Entry, PutMachine, Tick, Transition
 from cluster.core.outcome import Outcome
 from cluster.core.state import ClusterState
+from schema_lang import load_example
 
 T0 = 1_795_000_000_000  # 2026-11-18, ms since the epoch
 
-LOCK = """
-machine: lock
-description: Exclusive lock with a lease
-history: 100
-rules:
-  owner_id: {type: string, required: true, regex: '^[a-z0-9-]{1,64}$'}
-states:
-  free: {}
-  held:
-    data:
-      owner: {use: owner_id}
-    timeout: {after: 30s, transition: expire}
-  gone: {terminal: true, remove: true}
-transitions:
-  create:  {from: null, to: free}
-  acquire:
-    from: free
-    to: held
-    $dst: {owner: {use: owner_id}}
-  renew:
-    from: held
-    $dst:
-      owner: {src: owner, message: only the lock owner can renew}
-  release:
-    from: held
-    to: free
-    data: replace
-    $dst:
-      owner: {src: owner, message: only the lock owner can release}
-  expire: {from: held, to: free, data: replace}
-  destroy: {from: [free, held], to: gone}
-"""
+LOCK = load_example("lock")  # SPEC section 3, verbatim
 
 
 class Driver:
