@@ -32,7 +32,7 @@ def add_bench_command(subparsers: Any) -> None:
                         help="memory: number of lock objects (default 1,000,000)")
     parser.add_argument("--quick", action="store_true",
                         help="a short smoke run: 1 round, 2 s points, clients 1,16; no docs")
-    parser.add_argument("--clients", help="client counts, e.g. 1,16,64,256 "
+    parser.add_argument("--clients", "--concurrency", dest="clients", help="client counts, e.g. 1,16,64,256 "
                         "(default: 1,16,64 for cluster, 1,16,64,256 for compare)")
     parser.add_argument("--kinds", default=None, help="workloads: cas,read,mix,batch (default all)")
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3)")
