@@ -20,7 +20,7 @@ from schema_lang.model import EvalContext, GuardFailure, MachineDef, ObjectView,
 from .entries import Transition
 from .machines import compiled, require_machine
 from .outcome import Outcome, Rejected
-from .records import MachineEntry, ObjectRecord, PendingChange, TaskRecord, iso_ms
+from .records import MachineEntry, ObjectRecord, PendingChange, TaskRecord
 from .tx import Tx
 
 MAX_THEN_DEPTH = 10
@@ -80,7 +80,7 @@ def eval_context(
         dst=payload,
         src=record.data if record is not None else {},
         obj=ObjectView(oid, record.version if record else 0, record.state if record else None),
-        now=iso_ms(tx.now_ms) or "",
+        now=tx.now_iso,
     )
 
 
@@ -290,7 +290,7 @@ def transition_event(
         "to": None if kind == "removed" else record.state,
         "version": record.version,
         "data": data,
-        "at": iso_ms(tx.now_ms),
+        "at": tx.now_iso,
     }
 
 
