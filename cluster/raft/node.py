@@ -97,6 +97,13 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         self._status_at = 0.0
         self._tick_sent_at = 0.0
         super().__init__(settings.raft, [p.raft for p in settings.peers], build_conf(settings, self.snapshots))
+        # pysyncobj numbers the commands a follower forwards from 0 in every process, and
+        # matches the leader's answer by that number alone. After a restart, a late answer
+        # meant for the previous process (the leader sends it to the node's new connection)
+        # would be taken as the answer to a new command: its client would be told the
+        # outcome of someone else's entry. Starting each process at its start time in ns
+        # keeps the numbers of two incarnations apart.
+        self._SyncObj__commandsLocalCounter = time.time_ns()
         self.addOnTickCallback(self._on_raft_tick)
 
     @replicated
