@@ -30,7 +30,9 @@ from typing import Any
 LogEntry = tuple[bytes, int, int]  # pysyncobj's (command, index, term)
 
 
-def without_needless_truncation(log: Sequence[LogEntry], message: dict[str, Any]) -> dict[str, Any]:
+def without_needless_truncation(
+    log: Sequence[LogEntry], message: dict[str, Any], commit_index: int = 0
+) -> dict[str, Any]:
     """The message with the entries the follower already holds taken out, when that is safe."""
     if message.get("type") != "append_entries" or "prevLogIdx" not in message:
         return message
@@ -42,7 +44,7 @@ def without_needless_truncation(log: Sequence[LogEntry], message: dict[str, Any]
     if prev_idx > last_idx or prev_idx < first_idx:
         return message  # pysyncobj answers these itself
     if log[prev_idx - first_idx][2] != message["prevLogTerm"]:
-        return skip_conflicting_term(log, message)
+        return skip_conflicting_term(log, message, commit_index)
     if prev_idx == last_idx:
         return message  # a plain append: nothing would be truncated
     entries = message.get("entries") or []
@@ -57,7 +59,9 @@ def without_needless_truncation(log: Sequence[LogEntry], message: dict[str, Any]
     return {**message, "prevLogIdx": last_idx, "prevLogTerm": last_term, "entries": fresh}
 
 
-def skip_conflicting_term(log: Sequence[LogEntry], message: dict[str, Any]) -> dict[str, Any]:
+def skip_conflicting_term(
+    log: Sequence[LogEntry], message: dict[str, Any], commit_index: int
+) -> dict[str, Any]:
     """Points a mismatching append at the first entry of the conflicting term.
 
     pysyncobj answers a mismatch at `prevLogIdx` by asking the leader to retry one
@@ -65,13 +69,20 @@ def skip_conflicting_term(log: Sequence[LogEntry], message: dict[str, Any]) -> d
     of entries needs thousands of round trips to rejoin. Moving the mismatch to
     the first entry of the conflicting term (Raft §5.3's optimisation) makes it one
     round trip per term. Nothing is appended: the answer is still a rejection.
+
+    It never goes below `commit_index + 1`: committed entries match every later
+    leader's log, so the first real mismatch lies above them, and a term that
+    also holds committed entries (a leader that kept leading, then lost its
+    majority) must not send the leader below the follower's compacted log,
+    where pysyncobj would answer "start after my last entry" and loop.
     """
     first_idx = log[0][1]
     prev_idx = message["prevLogIdx"]
     conflict_term = log[prev_idx - first_idx][2]
     position = prev_idx - first_idx
-    while position > 0 and log[position - 1][2] == conflict_term:
+    lowest = max(0, commit_index + 1 - first_idx)
+    while position > lowest and log[position - 1][2] == conflict_term:
         position -= 1
-    if position + first_idx == prev_idx:
+    if position + first_idx >= prev_idx:
         return message
     return {**message, "prevLogIdx": position + first_idx, "entries": []}

@@ -153,7 +153,9 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         # pysyncobj binds its message handler by this (name-mangled) attribute, so this
         # override sees every Raft message first; see log_guard for why.
         if isinstance(message, dict) and message.get("type") == "append_entries":
-            message = without_needless_truncation(self._SyncObj__raftLog, message)
+            message = without_needless_truncation(
+                self._SyncObj__raftLog, message, self._SyncObj__raftCommitIndex
+            )
         SyncObj._SyncObj__onMessageReceived(self, node, message)
 
     def _replace_state(self, state: ClusterState) -> None:

@@ -67,3 +67,11 @@ def test_messages_that_extend_the_log_pass_unchanged() -> None:
 def test_a_prev_index_before_the_compacted_log_passes_unchanged() -> None:
     message = append(3, 1, [])
     assert without_needless_truncation(LOG, message) is message
+
+
+def test_the_skip_stops_above_the_commit_index() -> None:
+    log = [(b"a", 5, 1), (b"b", 6, 1), (b"c", 7, 1), (b"d", 8, 1), (b"e", 9, 1)]
+    out = without_needless_truncation(log, append(9, 3, [], term=3), commit_index=6)
+    assert out["prevLogIdx"] == 7  # entries up to 6 are committed: they match the leader
+    unchanged = append(7, 3, [], term=3)
+    assert without_needless_truncation(log, unchanged, commit_index=6) is unchanged
