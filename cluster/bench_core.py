@@ -57,16 +57,16 @@ def guard_evaluations(n: int) -> CoreResult:
     return timed("compiled guard evaluations (lock acquire)", n, run)
 
 
-def _lock_state(objects: int) -> tuple[ClusterState, list[Entry]]:
+def _lock_state(objects: int) -> ClusterState:
     state = ClusterState()
     apply(state, Entry(PutMachine("lock", load_example("lock")), at_ms=1))
     for i in range(objects):
         apply(state, Entry(Transition("lock", f"l{i}", "create"), at_ms=1, index=i + 2))
-    return state, []
+    return state
 
 
 def transitions(n: int, objects: int = 1_000) -> CoreResult:
-    state, _ = _lock_state(objects)
+    state = _lock_state(objects)
     entries = []
     for i in range(n):
         oid = f"l{(i // 2) % objects}"
@@ -86,7 +86,7 @@ def transitions(n: int, objects: int = 1_000) -> CoreResult:
 
 
 def batched_transitions(n: int, size: int = 100, objects: int = 1_000) -> CoreResult:
-    state, _ = _lock_state(objects)
+    state = _lock_state(objects)
     batches = []
     for b in range(n // size):
         name = "acquire" if b % 2 == 0 else "release"

@@ -41,15 +41,20 @@ def machine_summary(machine: MachineDef) -> dict[str, Any]:
     return {"states": sorted(machine.states), "transitions": sorted(machine.transitions)}
 
 
-def put_machine(tx: Tx, cmd: PutMachine) -> Outcome:
+def compile_definition(name: str, source: str) -> MachineDef:
+    """The compiled definition, or `Rejected(invalid_schema)` with every problem."""
     try:
-        machine = compile_machine(cmd.source, cmd.name)
+        return compile_machine(source, name)
     except SchemaError as exc:
         raise Rejected(
             "invalid_schema",
-            f"machine '{cmd.name}' has {len(exc.problems)} problem(s): {exc}",
+            f"machine '{name}' has {len(exc.problems)} problem(s): {exc}",
             [p.as_detail() for p in exc.problems],
         ) from None
+
+
+def put_machine(tx: Tx, cmd: PutMachine) -> Outcome:
+    machine = compile_definition(cmd.name, cmd.source)
     current = tx.machine(cmd.name)
     body = {"name": cmd.name, "revision": machine.revision, **machine_summary(machine)}
     if current is not None and current.revision == machine.revision:

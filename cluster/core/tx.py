@@ -22,7 +22,7 @@ class Tx:
         self.state = state
         self.parent = parent
         self.now_ms = now_ms
-        self.now_iso = parent.now_iso if parent is not None else iso_ms(now_ms) or ""
+        self.now_iso: str = parent.now_iso if parent is not None else iso_ms(now_ms) or ""
         self.index = index
         self._objects: dict[ObjectKey, ObjectRecord | None] = {}
         self._histories: dict[ObjectKey, tuple[dict[str, Any], ...]] = {}

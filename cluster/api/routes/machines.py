@@ -7,9 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from cluster.core.entries import DeleteMachine, PutMachine
-from cluster.core.machines import compiled
+from cluster.core.machines import compile_definition, compiled
+from cluster.core.outcome import Rejected
 from cluster.core.records import MachineEntry
-from schema_lang import SchemaError, compile_machine, render_dot, render_mermaid
+from schema_lang import render_dot, render_mermaid
 
 from .. import inputs
 from ..context import settings_of
@@ -36,13 +37,10 @@ async def put_machine(request: web.Request) -> web.Response:
     if not source.strip():
         raise ApiError("invalid_request", "the request body is empty: send the machine definition")
     try:
-        compile_machine(source, name)  # answer a bad definition at once; the engine checks again
-    except SchemaError as exc:
-        raise ApiError(
-            "invalid_schema",
-            f"machine '{name}' has {len(exc.problems)} problem(s): {exc}",
-            [p.as_detail() for p in exc.problems],
-        ) from None
+        compile_definition(name, source)  # answer a bad definition at once; the engine checks again
+    except Rejected as exc:
+        rejection = exc.rejection
+        raise ApiError(rejection.code, rejection.message, rejection.details) from None
     return await propose(request, PutMachine(name, source))
 
 
