@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.cluster.harness import Cluster
@@ -41,9 +42,10 @@ def make_workload(round_no: int, seed: int) -> Workload:
     return kind(keys=4, seed=round_seed)  # type: ignore[call-arg]
 
 
-def soak(minutes: float, round_seconds: float, seed: int, base: Path) -> int:
+def soak(minutes: float, round_seconds: float, seed: int, base: Path,
+         node_args: Sequence[str] = ()) -> int:
     deadline = time.monotonic() + minutes * 60
-    cluster = Cluster(base, n=3, raft_bind=True)
+    cluster = Cluster(base, n=3, raft_bind=True, extra_args=tuple(node_args))
     totals = {"rounds": 0, "ops": 0, "faults": 0, "anomalies": 0}
     started = time.monotonic()
     with Nemesis.around(cluster, seed=seed) as nemesis:
@@ -77,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="total duration (default 10)")
     parser.add_argument("--round-seconds", type=float, default=60.0, help="one workload round")
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)
+    parser.add_argument("--node-arg", action="append", default=[], metavar="ARG",
+                        help="passed to every node, e.g. --node-arg=--log-compaction-entries=200 "
+                             "(snapshots 25x as often: stresses dumps, compaction and snapshot installs)")
     args = parser.parse_args(argv)
-    print(f"soak: --minutes {args.minutes:g} --round-seconds {args.round_seconds:g} --seed {args.seed}",
+    extra = "".join(f" --node-arg={a}" for a in args.node_arg)
+    print(f"soak: --minutes {args.minutes:g} --round-seconds {args.round_seconds:g} --seed {args.seed}{extra}",
           flush=True)
     base = Path(tempfile.mkdtemp(prefix="fsm-soak-"))
-    code = soak(args.minutes, args.round_seconds, args.seed, base)
+    code = soak(args.minutes, args.round_seconds, args.seed, base, args.node_arg)
     if code == 0:
         shutil.rmtree(base, ignore_errors=True)
     else:
