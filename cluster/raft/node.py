@@ -33,6 +33,7 @@ from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
 
 from .group_commit import GroupCommit
+from .journal import adopt, align_with_dump
 from .log_guard import without_needless_truncation
 from .reads import ReadBarrier
 from .snapshot import SnapshotHooks, SnapshotInfo
@@ -54,7 +55,9 @@ _NOT_APPLIED = {
 }
 
 
-def build_conf(settings: Settings, hooks: SnapshotHooks) -> SyncObjConf:
+def build_conf(
+    settings: Settings, hooks: SnapshotHooks, deserializer: Callable[[str], tuple[Any, ...]] | None = None
+) -> SyncObjConf:
     return SyncObjConf(
         # send each entry at once instead of on the next 100 ms round: ~0.3 ms commits
         appendEntriesUseBatch=False,
@@ -70,7 +73,7 @@ def build_conf(settings: Settings, hooks: SnapshotHooks) -> SyncObjConf:
         journalFile=str(settings.journal_file),
         fullDumpFile=str(settings.snapshot_file),
         serializer=hooks.serialize,
-        deserializer=hooks.deserialize,
+        deserializer=deserializer or hooks.deserialize,
         serializeChecker=getattr(hooks, "check", None),  # a dump written off the Raft thread
         logCompactionMinEntries=settings.log_compaction_entries,
         logCompactionMinTime=settings.log_compaction_seconds,
@@ -96,7 +99,11 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         self._leader_changes = 0
         self._status_at = 0.0
         self._tick_sent_at = 0.0
-        super().__init__(settings.raft, [p.raft for p in settings.peers], build_conf(settings, self.snapshots))
+        conf = build_conf(settings, self.snapshots, deserializer=self._load_dump)
+        super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
+        # compaction that survives a kill -9 (journal.py); pysyncobj's tick thread sleeps
+        # 0.1 s before its first tick, so no compaction can run before this line
+        adopt(self._SyncObj__raftLog, str(settings.journal_file))
         # pysyncobj numbers the commands a follower forwards from 0 in every process, and
         # matches the leader's answer by that number alone. After a restart, a late answer
         # meant for the previous process (the leader sends it to the node's new connection)
@@ -157,6 +164,11 @@ class RaftMember(SyncObj):  # type: ignore[misc]
                 self._SyncObj__raftLog, message, self._SyncObj__raftCommitIndex
             )
         SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def _load_dump(self, path: str) -> tuple[Any, ...]:
+        raft_data = self.snapshots.deserialize(path)
+        align_with_dump(self._SyncObj__raftLog, raft_data)  # before pysyncobj compares them
+        return raft_data
 
     def _replace_state(self, state: ClusterState) -> None:
         with self.state_lock:

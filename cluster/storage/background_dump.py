@@ -9,17 +9,24 @@ a new leader under every large snapshot. Instead:
    containers (dicts, SortedDicts, lists). Records, tuples and the event dicts
    inside them are never mutated after they are made (cluster/core/DESIGN.md),
    so sharing them is safe. That costs tens of milliseconds for 100k objects.
-2. A worker thread encodes the copy (`cluster.raft.snapshot.write_snapshot`),
-   fsyncs it under `<dump>.bg.tmp` and renames it over the dump file.
-3. pysyncobj asks `check()` (its `serializeChecker`) on every tick; it answers
-   SERIALIZING until the worker is done, then SUCCESS (pysyncobj then drops the
-   log entries the dump covers) or FAILED (the log is kept; it retries later).
+2. A worker thread encodes the copy (`cluster.raft.snapshot.write_snapshot`)
+   into `<dump>.bg.tmp` and fsyncs it.
+3. pysyncobj asks `check()` (its `serializeChecker`) on every tick, on its
+   thread; it answers SERIALIZING until the worker is done. Then, still on the
+   Raft thread, it renames the new dump over the old one and answers SUCCESS
+   (pysyncobj then drops the log entries the dump covers), or FAILED (the log
+   is kept; it retries later).
+
+The rename happens on the Raft thread because that thread also installs dumps
+received from the leader (same file name): done there, the two cannot
+interleave. If a received dump replaced the file after `serialize` began, ours
+is dropped and the answer is FAILED: pysyncobj must not compact the log up to
+an index that the dump on disk may not cover; it keeps the log and retries.
 
 pysyncobj renames `<dump>.tmp` over the dump right after the serializer returns;
 we leave no such file, so that rename fails harmlessly and the last good dump
-stays in place until the worker replaces it. If a dump received from the leader
-replaced the file meanwhile, the worker's older dump is dropped, not renamed
-over it.
+stays in place until ours replaces it. What happens when the node is killed
+between the rename and pysyncobj's compaction of the log: cluster/raft/journal.py.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class BackgroundSnapshotHooks(SnapshotHooks):
         super().__init__(*args, **kw)
         self.dump_file = Path(dump_file)
         self._state = SERIALIZER_STATE.NOT_SERIALIZING
+        self._written: tuple[Path, Any] | None = None  # the finished dump, not yet renamed into place
+        self._replaces: tuple[int, int] | None = None  # the dump file it is meant to replace
         self._lock = threading.Lock()
 
     def serialize(self, tmp_path: str, raft_data: Any) -> None:
@@ -77,34 +86,53 @@ class BackgroundSnapshotHooks(SnapshotHooks):
         state = detach_state(self._get_state())
         with self._lock:
             self._state = SERIALIZER_STATE.SERIALIZING
+            self._written = None
+        self._replaces = _identity(self.dump_file)
         threading.Thread(target=self._write, args=(state, raft_data), name="fsm-snapshot-dump",
                          daemon=True).start()
 
     def check(self) -> int:
+        """pysyncobj's serializeChecker; called on the Raft thread, every tick."""
         with self._lock:
             state = self._state
             if state in (SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.FAILED):
                 self._state = SERIALIZER_STATE.NOT_SERIALIZING  # reported once
-            return state
+            written = self._written
+        if state == SERIALIZER_STATE.SUCCESS and written is not None:
+            return self._put_in_place(*written)
+        return state
 
     def _write(self, state: ClusterState, raft_data: Any) -> None:
         tmp = self.dump_file.with_name(self.dump_file.name + ".bg.tmp")
-        before = _identity(self.dump_file)
         try:
             write_snapshot(tmp, state, raft_data)
-            if _identity(self.dump_file) != before:
-                tmp.unlink(missing_ok=True)
-                raise RuntimeError("a newer dump (received from the leader) replaced the file meanwhile")
-            os.replace(tmp, self.dump_file)
         except Exception as exc:
-            self.info = SnapshotInfo(last_index=self.info.last_index, last_at_ms=self.info.last_at_ms,
-                                     ok=False, error=str(exc))
-            self._log(f"snapshot failed: {exc}")
+            tmp.unlink(missing_ok=True)
+            self._failed(str(exc))
             self._finish(SERIALIZER_STATE.FAILED)
             return
+        with self._lock:
+            self._written = (tmp, raft_data)
+        self._finish(SERIALIZER_STATE.SUCCESS)
+
+    def _put_in_place(self, tmp: Path, raft_data: Any) -> int:
+        if _identity(self.dump_file) != self._replaces:
+            tmp.unlink(missing_ok=True)
+            self._log("snapshot dropped: a dump received from the leader replaced the file meanwhile")
+            return SERIALIZER_STATE.FAILED
+        try:
+            os.replace(tmp, self.dump_file)
+        except OSError as exc:
+            self._failed(str(exc))
+            return SERIALIZER_STATE.FAILED
         self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True)
         self._on_written(self.info.last_index)
-        self._finish(SERIALIZER_STATE.SUCCESS)
+        return SERIALIZER_STATE.SUCCESS
+
+    def _failed(self, error: str) -> None:
+        self.info = SnapshotInfo(last_index=self.info.last_index, last_at_ms=self.info.last_at_ms,
+                                 ok=False, error=error)
+        self._log(f"snapshot failed: {error}")
 
     def _finish(self, state: int) -> None:
         with self._lock:

@@ -187,3 +187,39 @@ def test_background_dump_reports_serializing_then_success_once(tmp_path: Path) -
     assert written == [5] and hooks.info.last_index == 5
     state, _ = read_snapshot(dump)
     assert state.get_object("m", "a") is not None
+
+
+def dump_hooks(tmp_path: Path, member: FakeMember) -> tuple[BackgroundSnapshotHooks, Path]:
+    dump = tmp_path / "raft.snapshot"
+    hooks = BackgroundSnapshotHooks(lambda: member.state, lambda s: None, dump_file=dump)
+    return hooks, dump
+
+
+def wait_for_dump_worker() -> None:
+    wait_until(lambda: not any(t.name == "fsm-snapshot-dump" for t in threading.enumerate()))
+
+
+def test_background_dump_goes_in_place_only_when_pysyncobj_asks(tmp_path: Path) -> None:
+    """On the Raft thread (check), so it cannot interleave with a dump received from the leader."""
+    member = FakeMember()
+    member.put("a", "free", 1, 1)
+    hooks, dump = dump_hooks(tmp_path, member)
+    write_dump(dump, index=2)
+    hooks.serialize(str(tmp_path / "raft.snapshot.tmp"), ((b"c", 5, 1), (b"c", 4, 1), set()))
+    wait_for_dump_worker()
+    assert read_dump(dump)[1] == 2  # written, not yet renamed over the old dump
+    assert hooks.check() == SERIALIZER_STATE.SUCCESS
+    assert read_snapshot(dump)[0].get_object("m", "a") is not None
+
+
+def test_a_dump_received_meanwhile_wins_and_the_log_is_kept(tmp_path: Path) -> None:
+    member = FakeMember()
+    member.put("a", "free", 1, 1)
+    hooks, dump = dump_hooks(tmp_path, member)
+    hooks.serialize(str(tmp_path / "raft.snapshot.tmp"), ((b"c", 5, 1), (b"c", 4, 1), set()))
+    write_dump(dump, index=90)  # the leader's snapshot, installed while ours was being written
+    wait_for_dump_worker()
+    # FAILED: pysyncobj must not compact its log up to our index on the strength of our dump
+    assert hooks.check() == SERIALIZER_STATE.FAILED
+    assert read_dump(dump)[1] == 90
+    assert not list(tmp_path.glob("*.tmp"))
