@@ -1,4 +1,4 @@
-"""Keeps a follower from dropping log entries it already acknowledged.
+"""Keeps a follower from dropping log entries it already acknowledged, or committing ones it should not.
 
 pysyncobj 0.3.17's append-entries handler deletes *every* entry after
 `prevLogIdx` whenever the follower holds more, then re-adds the entries the
@@ -20,12 +20,33 @@ by that very leader, which never removes its own entries), the message becomes
 an append after the follower's last entry, carrying only what is new. Anything
 else — a real conflict, older-term leftovers, snapshot transmissions — is
 passed through unchanged.
+
+`SnapshotGuard` handles the messages that carry a snapshot instead of entries
+(no `prevLogIdx`), where pysyncobj does two unsafe things:
+
+- It raises the follower's commit index to `min(leader's commit, last log
+  index)` on every such message, without the log-matching check an append
+  makes. A follower whose log ends in entries of an old term (say a leader cut
+  off in a minority that kept accepting proposals) then *applies* those
+  entries, which were never committed and which the new leader will replace:
+  its state diverges and it answers its clients from it. The guard never lets
+  such a message raise the commit index; the next append, which is checked,
+  does that.
+- It installs any snapshot it receives, replacing the whole log, even one
+  older than entries the follower holds and has acknowledged (the leader's
+  next index for a follower lags while appends are in flight, so it sends a
+  snapshot the follower has already passed). Raft (§7) keeps the log when it
+  holds the snapshot's last entry. The guard reads that entry's index and term
+  from the first chunk (cluster/raft/snapshot.py puts them in front) and, when
+  the follower already holds it, drops the chunks of that transmission.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from .snapshot import snapshot_position
 
 LogEntry = tuple[bytes, int, int]  # pysyncobj's (command, index, term)
 
@@ -86,3 +107,39 @@ def skip_conflicting_term(
     if position + first_idx >= prev_idx:
         return message
     return {**message, "prevLogIdx": position + first_idx, "entries": []}
+
+
+class SnapshotGuard:
+    """Filters the snapshot messages of one follower (see the module doc); keeps one flag between chunks."""
+
+    def __init__(self) -> None:
+        self.dropping = False  # the current transmission carries a snapshot this follower has passed
+        self.dropped = 0  # transmissions dropped, for tests and logs
+
+    def filter(self, log: Sequence[LogEntry], message: dict[str, Any], commit_index: int) -> dict[str, Any]:
+        if message.get("type") != "append_entries" or "prevLogIdx" in message:
+            return message
+        message = {**message, "commit_index": min(message.get("commit_index", 0), commit_index)}
+        serialized = message.get("serialized")
+        if serialized is None:
+            return message
+        data, is_first, is_last = serialized
+        if is_first:
+            position = snapshot_position(data)
+            self.dropping = position is not None and holds(log, position, commit_index)
+            self.dropped += self.dropping
+        if not self.dropping:
+            return message
+        if is_last:
+            self.dropping = False
+        return {**message, "serialized": None}
+
+
+def holds(log: Sequence[LogEntry], position: tuple[int, int], commit_index: int) -> bool:
+    """Whether a follower with this log and commit index already has the entry at `position`."""
+    index, term = position
+    if index <= commit_index:
+        return True  # committed here: in the log, or in this node's own snapshot
+    if not len(log) or not log[0][1] <= index <= log[-1][1]:
+        return False
+    return bool(log[index - log[0][1]][2] == term)

@@ -34,7 +34,7 @@ from cluster.storage.projection import ProjectionStatus
 
 from .group_commit import GroupCommit
 from .journal import adopt, align_with_dump
-from .log_guard import without_needless_truncation
+from .log_guard import SnapshotGuard, without_needless_truncation
 from .reads import ReadBarrier
 from .snapshot import SnapshotHooks, SnapshotInfo
 from .status import RaftStatus
@@ -95,6 +95,7 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         self.status_view = RaftStatus.initial(settings.raft)
         self.applied_listeners: list[Callable[[Entry, Outcome], None]] = []
         self.applied_through = 0  # index of the last entry apply_entry finished
+        self.snapshot_guard = SnapshotGuard()
         self._leader_seen: object = None
         self._leader_changes = 0
         self._status_at = 0.0
@@ -160,9 +161,11 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         # pysyncobj binds its message handler by this (name-mangled) attribute, so this
         # override sees every Raft message first; see log_guard for why.
         if isinstance(message, dict) and message.get("type") == "append_entries":
-            message = without_needless_truncation(
-                self._SyncObj__raftLog, message, self._SyncObj__raftCommitIndex
-            )
+            log, commit_index = self._SyncObj__raftLog, self._SyncObj__raftCommitIndex
+            if "prevLogIdx" in message:
+                message = without_needless_truncation(log, message, commit_index)
+            else:
+                message = self.snapshot_guard.filter(log, message, commit_index)
         SyncObj._SyncObj__onMessageReceived(self, node, message)
 
     def _load_dump(self, path: str) -> tuple[Any, ...]:

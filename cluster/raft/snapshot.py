@@ -7,10 +7,14 @@ two applied log entries and the cluster membership); the cluster state next to
 it is encoded by `cluster.core.codec`, so the file format does not depend on
 Python object layout:
 
-    b"FSMSNAP1" | u64 length of state | state bytes (codec.dumps) | pickle(raft_data)
+    b"FSMSNAP2" | u64 last index | u64 last term | u64 length of state | state bytes (codec.dumps)
+        | pickle(raft_data)
 
 The leader streams the file as-is to a follower that is too far behind, so the
-file must be self-contained.
+file must be self-contained. The index and term of the last entry it covers
+come first so that a follower can tell from the first chunk whether it already
+holds that entry (cluster/raft/log_guard.py). Version 1 files (b"FSMSNAP1", no
+index and term in front) are still read.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from cluster.core import codec
 from cluster.core.state import ClusterState
 from cluster.errors import SnapshotError
 
-MAGIC = b"FSMSNAP1"
-_LEN = struct.Struct("<Q")
+MAGIC = b"FSMSNAP2"
+MAGIC_V1 = b"FSMSNAP1"
+_HEAD = struct.Struct("<8sQQQ")  # magic, last index, last term, length of state
+_HEAD_V1 = struct.Struct("<8sQ")  # magic, length of state
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +52,9 @@ class SnapshotInfo:
 
 def write_snapshot(path: str | Path, state: ClusterState, raft_data: Any) -> None:
     state_blob = codec.dumps(state)
+    _command, index, term = raft_data[0]
     with open(path, "wb") as f:
-        f.write(MAGIC)
-        f.write(_LEN.pack(len(state_blob)))
+        f.write(_HEAD.pack(MAGIC, index, term, len(state_blob)))
         f.write(state_blob)
         f.write(pickle.dumps(raft_data, protocol=pickle.HIGHEST_PROTOCOL))
         f.flush()
@@ -59,16 +65,36 @@ def read_snapshot(path: str | Path) -> tuple[ClusterState, Any]:
     try:
         with open(path, "rb") as f:
             blob = f.read()
-        if not blob.startswith(MAGIC):
-            raise SnapshotError(f"{path} is not an fsmcluster snapshot")
-        offset = len(MAGIC)
-        (size,) = _LEN.unpack_from(blob, offset)
-        offset += _LEN.size
-        state = codec.loads(blob[offset : offset + size])
-        raft_data = pickle.loads(blob[offset + size :])
-        return state, raft_data
-    except (OSError, struct.error, pickle.UnpicklingError, codec.CorruptState) as exc:
+        state_blob, raft_data = split_snapshot(blob)
+        return codec.loads(state_blob), raft_data
+    except (OSError, codec.CorruptState) as exc:
         raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
+    except SnapshotError as exc:
+        raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
+
+
+def split_snapshot(blob: bytes) -> tuple[bytes, Any]:
+    """The encoded state and pysyncobj's raft_data of a snapshot file's bytes (version 1 or 2)."""
+    try:
+        if blob.startswith(MAGIC):
+            _magic, _index, _term, size = _HEAD.unpack_from(blob)
+            offset = _HEAD.size
+        elif blob.startswith(MAGIC_V1):
+            _magic, size = _HEAD_V1.unpack_from(blob)
+            offset = _HEAD_V1.size
+        else:
+            raise SnapshotError("not an fsmcluster snapshot (bad magic)")
+        return blob[offset : offset + size], pickle.loads(blob[offset + size :])
+    except (struct.error, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise SnapshotError(f"truncated or corrupt snapshot: {exc}") from exc
+
+
+def snapshot_position(head: bytes) -> tuple[int, int] | None:
+    """(index, term) of the last entry a version 2 snapshot covers, from its first bytes; else None."""
+    if len(head) < _HEAD.size or not head.startswith(MAGIC):
+        return None
+    _magic, index, term, _size = _HEAD.unpack_from(head)
+    return int(index), int(term)
 
 
 class SnapshotHooks:

@@ -15,22 +15,18 @@ until it succeeds. `status` says how the last attempt went.
 from __future__ import annotations
 
 import logging
-import pickle
-import struct
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cluster.errors import SnapshotError
+from cluster.raft.snapshot import split_snapshot
 
 from .base import SnapshotMeta, SnapshotStore
 
 log = logging.getLogger("fsmcluster.storage")
 
-DUMP_MAGIC = b"FSMSNAP1"  # cluster.raft.snapshot.MAGIC
-_LEN = struct.Struct("<Q")
 DEFAULT_KEEP = 3
 RENAME_WAIT_SECONDS = 2.0
 
@@ -52,14 +48,11 @@ def read_dump(path: Path) -> tuple[bytes, int, int]:
     """The dump file's bytes with the Raft index and term of its last entry."""
     payload = path.read_bytes()
     try:
-        if not payload.startswith(DUMP_MAGIC):
-            raise ValueError("bad magic")
-        (state_len,) = _LEN.unpack_from(payload, len(DUMP_MAGIC))
         # our own file, just written by this process; raft_data is pysyncobj's bookkeeping
-        raft_data: Any = pickle.loads(payload[len(DUMP_MAGIC) + _LEN.size + state_len :])
+        _state, raft_data = split_snapshot(payload)
         _command, index, term = raft_data[0]
         return payload, int(index), int(term)
-    except (ValueError, struct.error, pickle.UnpicklingError, TypeError, IndexError, EOFError) as exc:
+    except (SnapshotError, ValueError, TypeError, IndexError) as exc:
         raise SnapshotError(f"the dump file {path} cannot be read: {exc}") from exc
 
 

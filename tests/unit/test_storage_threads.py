@@ -20,14 +20,15 @@ from cluster.storage.background_dump import BackgroundSnapshotHooks, detach_stat
 from cluster.storage.base import latest_valid
 from cluster.storage.file import FileStore
 from cluster.storage.projection import Projection
-from cluster.storage.publisher import DUMP_MAGIC, SnapshotPublisher, read_dump
+from cluster.storage.publisher import SnapshotPublisher, read_dump
 from cluster.storage.redis import RedisStore, connect
 from tests.redis_server import RedisServer
 
 
 def write_dump(path: Path, index: int, term: int = 2, state: bytes = b'{"x":1}') -> None:
     raft_data = ((b"cmd", index, term), (b"cmd", index - 1, term), set())
-    path.write_bytes(DUMP_MAGIC + struct.pack("<Q", len(state)) + state + pickle.dumps(raft_data))
+    # version 1 of the format (no index in front): files written before it changed are still read
+    path.write_bytes(b"FSMSNAP1" + struct.pack("<Q", len(state)) + state + pickle.dumps(raft_data))
 
 
 def wait_until(predicate: Any, timeout: float = 10.0) -> None:
