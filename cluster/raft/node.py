@@ -161,11 +161,10 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         # pysyncobj binds its message handler by this (name-mangled) attribute, so this
         # override sees every Raft message first; see log_guard for why.
         if isinstance(message, dict) and message.get("type") == "append_entries":
+            # each guard passes through the messages it does not own (appends / snapshots)
             log, commit_index = self._SyncObj__raftLog, self._SyncObj__raftCommitIndex
-            if "prevLogIdx" in message:
-                message = without_needless_truncation(log, message, commit_index)
-            else:
-                message = self.snapshot_guard.filter(log, message, commit_index)
+            message = without_needless_truncation(log, message, commit_index)
+            message = self.snapshot_guard.filter(log, message, commit_index)
         SyncObj._SyncObj__onMessageReceived(self, node, message)
 
     def _load_dump(self, path: str) -> tuple[Any, ...]:

@@ -113,7 +113,7 @@ class BackgroundSnapshotHooks(SnapshotHooks):
             return
         with self._lock:
             self._written = (tmp, raft_data)
-        self._finish(SERIALIZER_STATE.SUCCESS)
+            self._state = SERIALIZER_STATE.SUCCESS
 
     def _put_in_place(self, tmp: Path, raft_data: Any) -> int:
         if _identity(self.dump_file) != self._replaces:
