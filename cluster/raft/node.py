@@ -170,7 +170,21 @@ class RaftMember(SyncObj):  # type: ignore[misc]
     def _load_dump(self, path: str) -> tuple[Any, ...]:
         raft_data = self.snapshots.deserialize(path)
         align_with_dump(self._SyncObj__raftLog, raft_data)  # before pysyncobj compares them
+        self._give_up_on_replaced_entries(raft_data[0][1])
         return raft_data
+
+    def _give_up_on_replaced_entries(self, last_index: int) -> None:
+        """Answer proposals whose log positions a received snapshot replaced: outcome unknown.
+
+        pysyncobj calls back when it applies a proposal's index; a snapshot
+        jumps over those indexes, so their callbacks would wait forever (and
+        their clients until their timeout). The snapshot may or may not hold
+        the proposal, so the answer is "unknown" (504), not "not applied".
+        """
+        waiting = self._SyncObj__commandsWaitingCommit
+        for index in [i for i in waiting if i <= last_index]:
+            for _term, callback in waiting.pop(index):
+                callback(None, FAIL_REASON.UNKNOWN_OUTCOME)
 
     def _replace_state(self, state: ClusterState) -> None:
         with self.state_lock:
