@@ -150,19 +150,22 @@ def _search(ops: list[Operation], model: Model, max_steps: int) -> _Search:
     state: Any = model.init()
     linearized = 0
     path: tuple[int, Any] | None = None  # cons list of linearized op indexes, newest first
-    stack: list[tuple[_Event, Any, Any]] = []
+    stack: list[tuple[_Event, Any, Any, bool]] = []  # (call, state before, path before, forced)
     seen: set[tuple[int, Any]] = set()
     best, best_depth, steps = path, 0, 0
     event = head.next
     while remaining:
         assert event is not None  # a completed op's return is always ahead
         if not event.is_call:
-            if not stack:
-                return _Search(NOT_LINEARIZABLE, steps, _unwind(best))
-            event, state, path = stack.pop()
-            linearized &= ~(1 << event.index)
-            remaining += not ops[event.index].indeterminate
-            _unlift(event)
+            while True:  # backtrack to the latest choice that was not forced
+                if not stack:
+                    return _Search(NOT_LINEARIZABLE, steps, _unwind(best))
+                event, state, path, forced = stack.pop()
+                linearized &= ~(1 << event.index)
+                remaining += not ops[event.index].indeterminate
+                _unlift(event)
+                if not forced:
+                    break
             event = event.next
             continue
         if steps >= max_steps:
@@ -174,7 +177,15 @@ def _search(ops: list[Operation], model: Model, max_steps: int) -> _Search:
             event = event.next
             continue
         seen.add(memo)
-        stack.append((event, state, path))
+        # A completed op that is legal here and leaves the state as it is (a read, a
+        # refusal) may be linearized now without loss: any linearization that places it
+        # later also works with it here (its callers all returned already, and it changes
+        # no state wherever it goes: true of reads and refusals in every model here). So
+        # it is not a choice, and backtracking steps over it. Without this, every subset
+        # of concurrent refusals is tried before an impossible op is blamed, and a long
+        # history exhausts the search budget (verdict unknown).
+        forced = new_state == state and not ops[event.index].indeterminate
+        stack.append((event, state, path, forced))
         linearized, state, path = memo[0], new_state, (event.index, path)
         remaining -= not ops[event.index].indeterminate
         _lift(event)

@@ -14,6 +14,8 @@ that is kept (and printed) when the run fails.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import shutil
 import sys
 import tempfile
@@ -53,12 +55,14 @@ def soak(minutes: float, round_seconds: float, seed: int, base: Path,
         while time.monotonic() < deadline - 10:
             seconds = min(round_seconds, max(10.0, deadline - time.monotonic() - 10))
             faults_before = nemesis.total
-            report = run_workload(cluster, make_workload(round_no, seed), seconds, nemesis,
-                                  KINDS, seed=seed * 1000 + round_no)
+            workload = make_workload(round_no, seed)
+            report = run_workload(cluster, workload, seconds, nemesis, KINDS, seed=seed * 1000 + round_no)
             print(report.summary(), flush=True)
             if report.anomalies:
                 print(report.failure(), flush=True)
                 print(nemesis.timeline(), flush=True)
+                kept = save_history(workload, base / f"round{round_no}-{workload.name}.jsonl")
+                print(f"history kept in {kept}", flush=True)
             totals["rounds"] += 1
             totals["ops"] += report.figures.ops
             totals["faults"] += nemesis.total - faults_before
@@ -72,6 +76,14 @@ def soak(minutes: float, round_seconds: float, seed: int, base: Path,
         flush=True,
     )
     return 1 if totals["anomalies"] else 0
+
+
+def save_history(workload: Workload, path: Path) -> Path:
+    """One JSON line per operation, for the checker offline (tests.faults.history.Operation fields)."""
+    with path.open("w") as f:
+        for op in workload.history.operations():
+            f.write(json.dumps(dataclasses.asdict(op), default=repr) + "\n")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -280,13 +280,26 @@ def test_keys_are_checked_independently_and_the_bad_key_is_reported() -> None:
 
 def test_exhausted_search_budget_is_unknown_never_ok() -> None:
     h = Builder()
-    for i in range(8):  # eight concurrent writes, then a read nobody wrote
-        h.transition(f"p{i}", (0, 10), f"s{i}", None)
+    for i in range(8):  # eight concurrent writes that timed out, then a read nobody wrote
+        h.transition(f"p{i}", (0, None), f"s{i}", None)
     h.read("r", (20, 21), ("nobody", 1))
     result = check(h.ops, VersionedRegister(), max_steps=50)
     assert (result.ok, result.verdict, result.key, result.steps) == (False, "unknown", "x", 50)
     assert "max_steps=50" in result.explanation
     assert check(h.ops, VersionedRegister()).verdict == "not_linearizable"
+
+
+def test_many_concurrent_refusals_and_reads_do_not_exhaust_the_search() -> None:
+    """Each is legal anywhere and changes nothing; an impossible op after them is blamed at once."""
+    h = Builder()
+    h.lock("a", "acquire", (0, 1), ("ok", 2))
+    for i in range(40):  # 2**40 subsets if each were a choice to backtrack over
+        h.lock(f"c{i}", "acquire", (2, 50), ("refused", "guard_failed"))
+        h.read(f"r{i}", (2, 50), ("a", 2), key="L")
+    h.lock("b", "acquire", (60, 61), ("ok", 3))  # the lock was never released
+    result = check(h.ops, LockModel(initial_version=1), max_steps=10_000)
+    assert result.verdict == "not_linearizable", result.explanation
+    assert result.steps < 1_000
 
 
 def test_memoisation_keeps_many_concurrent_timeouts_tractable() -> None:
