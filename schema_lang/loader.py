@@ -115,13 +115,14 @@ class _Builder:
                 f"YAML anchors (&{event.anchor}) are not allowed; use rules: and use: to share rules",
             )
 
+    def too_deep_message(self) -> str:
+        return f"nesting is deeper than {self.max_depth} levels"
+
     def open(self, event: Any) -> None:
         self._check_anchor(event)
         path = self.child_path()
         if len(self.stack) >= self.max_depth:
-            raise self.fatal(
-                event.start_mark, path, f"nesting is deeper than {self.max_depth} levels"
-            )
+            raise self.fatal(event.start_mark, path, self.too_deep_message())
         if event.tag is not None and event.tag not in _COLLECTION_TAGS and event.tag != "!":
             self.fail(event.start_mark, path, f"unsupported tag {_short(event.tag)}")
         line, column = _position(event.start_mark)
@@ -233,7 +234,12 @@ def load(
     except _Fatal:
         pass
     except yaml.MarkedYAMLError as exc:
-        builder.fail(exc.problem_mark, builder.child_path(), _syntax_message(exc, text))
+        if _is_nesting_refusal(exc):
+            # libyaml (PyYAML >= 6.0.4) has a nesting limit of its own and may reach it
+            # first, scanning ahead of our events: the user gets our limit's wording.
+            builder.fail(exc.problem_mark, builder.child_path(), builder.too_deep_message())
+        else:
+            builder.fail(exc.problem_mark, builder.child_path(), _syntax_message(exc, text))
     except yaml.reader.ReaderError as exc:
         builder.problems.append(
             Problem("", *_offset_position(text, exc), f"not valid YAML: {_reader_message(exc)}")
@@ -262,6 +268,10 @@ def _text(source: str | bytes, max_bytes: int) -> str:
         raise SchemaError(
             [Problem("", line, column, f"the definition is not valid UTF-8 (byte {exc.start})")]
         ) from None
+
+
+def _is_nesting_refusal(exc: yaml.MarkedYAMLError) -> bool:
+    return "nesting depth" in (exc.problem or "")
 
 
 def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -117,12 +119,20 @@ def test_max_depth_is_configurable() -> None:
     assert "deeper than 2" in only_problem("a: {b: {c: 1}}", max_depth=2).message
 
 
-def test_hostile_deep_flow_sequence_fails_without_recursion_error() -> None:
-    assert "deeper than" in only_problem("[" * 262_000).message
-
-
-def test_hostile_deep_block_sequence_fails_without_recursion_error() -> None:
-    assert "deeper than" in only_problem("- " * 100_000).message
+@pytest.mark.parametrize(
+    "hostile",
+    ["[" * 262_000, "- " * 100_000, "{a: " * 60_000, "[" * 5_000 + "]" * 5_000],
+    ids=["flow-sequence", "block-sequence", "flow-mapping", "closed-flow"],
+)
+def test_hostile_deep_nesting_is_one_bounded_refusal_naming_the_limit(hostile: str) -> None:
+    # Whichever layer refuses first (our builder or libyaml's own nesting limit), the
+    # answer is one problem with a position that names our limit, fast, with no
+    # RecursionError escaping.
+    started = time.perf_counter()
+    problem = only_problem(hostile)
+    assert time.perf_counter() - started < 2.0
+    assert problem.message == "nesting is deeper than 64 levels"
+    assert problem.line >= 1 and problem.column > 64
 
 
 def test_source_over_the_size_limit_is_refused() -> None:
