@@ -11,12 +11,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .cli_bench import add_bench_command
-from .cli_client import add_client_commands
-from .cli_node import add_node_command
-from .cli_schema import add_schema_commands
-from .cli_snapshot import add_snapshot_commands
-from .cli_up import add_up_command
+from .cli.bench import add_bench_command
+from .cli.client import add_client_commands
+from .cli.node import add_node_command
+from .cli.schema import add_schema_commands
+from .cli.snapshot import add_snapshot_commands
+from .cli.up import add_up_command
 
 CommandGroup = Callable[[Any], None]
 COMMAND_GROUPS: tuple[CommandGroup, ...] = (

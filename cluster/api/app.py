@@ -1,6 +1,7 @@
 """`build_app(node, settings)`: the aiohttp application every node serves.
 
-Registers exactly the routes of `routes.all_routes()` and one middleware that
+Registers exactly the routes of `routes.all_routes()` (and serves the OpenAPI document
+built from them), and one middleware that
 turns every failure into the JSON error body of SPEC 4.9 (unknown routes and
 wrong methods included) and records request metrics.
 """
@@ -16,9 +17,10 @@ from cluster.config import Settings
 from cluster.errors import Timeout, Unavailable
 
 from .auth import auth_middleware, load_auth_file
-from .context import METRICS, NODE, SETTINGS, ClusterNode
+from .context import METRICS, NODE, OPENAPI, SETTINGS, ClusterNode
 from .errors import ApiError, error_response
 from .metrics import Metrics
+from .openapi import build_openapi
 from .routes import all_routes
 
 log = logging.getLogger("fsmcluster.api")
@@ -32,8 +34,10 @@ def build_app(node: ClusterNode, settings: Settings) -> web.Application:
     app[NODE] = node
     app[SETTINGS] = settings
     app[METRICS] = Metrics(node)
-    for route in all_routes():
+    routes = all_routes()
+    for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
+    app[OPENAPI] = build_openapi(routes)
     return app
 
 

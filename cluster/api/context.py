@@ -12,8 +12,8 @@ from cluster.config import Settings
 from cluster.core.entries import Command
 from cluster.core.outcome import Outcome
 from cluster.core.state import ClusterState
-from cluster.raft.snapshot import SnapshotInfo
 from cluster.raft.status import RaftStatus
+from cluster.storage.snapshot_file import SnapshotInfo
 
 T = TypeVar("T")
 
@@ -56,6 +56,7 @@ class ClusterNode(Protocol):
 NODE = web.AppKey("node", Any)  # a ClusterNode
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Any)  # cluster.api.metrics.Metrics
+OPENAPI = web.AppKey("openapi", dict)  # this app's OpenAPI document, built from its routes
 
 
 def node_of(request: web.Request) -> ClusterNode:

@@ -1,16 +1,16 @@
 """The OpenAPI 3 description of the API, generated from the route table.
 
 Only shapes live here; which paths exist, their methods, parameters and
-statuses come from `routes.all_routes()`, the same table `build_app` registers.
+statuses come from the route table `build_app` registers and passes in.
 """
 
 from __future__ import annotations
 
 import re
-from functools import cache
+from collections.abc import Sequence
 from typing import Any
 
-from .routes import Route, all_routes
+from .routes.table import Route
 
 _OBJ: dict[str, Any] = {"type": "object"}
 _STR: dict[str, Any] = {"type": "string"}
@@ -110,10 +110,9 @@ def operation(route: Route) -> dict[str, Any]:
     return op
 
 
-@cache
-def build_openapi() -> dict[str, Any]:
+def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for route in all_routes():
+    for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = operation(route)
     return {
         "openapi": "3.0.3",

@@ -37,7 +37,7 @@ passed through unchanged.
   next index for a follower lags while appends are in flight, so it sends a
   snapshot the follower has already passed). Raft (§7) keeps the log when it
   holds the snapshot's last entry. The guard reads that entry's index and term
-  from the first chunk (cluster/raft/snapshot.py puts them in front) and, when
+  from the first chunk (cluster/storage/snapshot_file.py puts them in front) and, when
   the follower already holds it, drops the chunks of that transmission.
 """
 
@@ -46,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .snapshot import snapshot_position
+from cluster.storage.snapshot_file import snapshot_position
 
 LogEntry = tuple[bytes, int, int]  # pysyncobj's (command, index, term)
 

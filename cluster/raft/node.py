@@ -31,12 +31,12 @@ from cluster.errors import ClusterError, Timeout, Unavailable
 from cluster.storage.background_dump import BackgroundSnapshotHooks
 from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
+from cluster.storage.snapshot_file import SnapshotHooks, SnapshotInfo
 
 from .group_commit import GroupCommit
 from .journal import adopt, align_with_dump
 from .log_guard import SnapshotGuard, without_needless_truncation
 from .reads import ReadBarrier
-from .snapshot import SnapshotHooks, SnapshotInfo
 from .status import RaftStatus
 
 log = logging.getLogger("fsmcluster.raft")

@@ -9,7 +9,7 @@ a new leader under every large snapshot. Instead:
    containers (dicts, SortedDicts, lists). Records, tuples and the event dicts
    inside them are never mutated after they are made (cluster/core/DESIGN.md),
    so sharing them is safe. That costs tens of milliseconds for 100k objects.
-2. A worker thread encodes the copy (`cluster.raft.snapshot.write_snapshot`)
+2. A worker thread encodes the copy (`cluster.storage.snapshot_file.write_snapshot`)
    into `<dump>.bg.tmp` and fsyncs it.
 3. pysyncobj asks `check()` (its `serializeChecker`) on every tick, on its
    thread; it answers SERIALIZING until the worker is done. Then, still on the
@@ -42,7 +42,8 @@ from pysyncobj.config import SERIALIZER_STATE
 from sortedcontainers import SortedDict
 
 from cluster.core.state import ClusterState
-from cluster.raft.snapshot import SnapshotHooks, SnapshotInfo, _index_of, _now_ms, write_snapshot
+
+from .snapshot_file import SnapshotHooks, SnapshotInfo, _index_of, _now_ms, write_snapshot
 
 _CONTAINERS = (dict, list, set)  # SortedDict is a dict
 

@@ -1,7 +1,7 @@
 """What a snapshot store is: the `SnapshotStore` protocol, snapshot metadata, and checks.
 
 A snapshot's payload is the exact file pysyncobj's serializer wrote
-(`cluster.raft.snapshot`: cluster state + Raft bookkeeping), so restoring one is
+(`cluster.storage.snapshot_file`: cluster state + Raft bookkeeping), so restoring one is
 putting those bytes back where pysyncobj loads its full dump. Around the payload
 every store keeps a `SnapshotMeta`: envelope format version, cluster id, Raft
 index and term, the node that took it, when, size and SHA-256. `verify` refuses

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from typing import Any
 
 from cluster.config import Settings
-from cluster.raft.snapshot import SnapshotInfo
 
 from .base import SnapshotStore
 from .file import FileStore, node_store_dir
 from .projection import Projection, ProjectionSource, ProjectionStatus
 from .publisher import PublishStatus, SnapshotPublisher
 from .recovery import describe, recover_if_empty
+from .snapshot_file import SnapshotInfo
 
 log = logging.getLogger("fsmcluster.storage")
 

@@ -1,6 +1,6 @@
 """Copies each snapshot pysyncobj writes into the configured store, off the Raft thread.
 
-pysyncobj's serializer (`cluster.raft.snapshot.SnapshotHooks`) writes the dump
+pysyncobj's serializer (`cluster.storage.snapshot_file.SnapshotHooks`) writes the dump
 file on the Raft thread and then calls `notify(index)`, which only sets an
 event. The publisher thread reads the dump file back (one open: an atomic
 rename never gives it half a file), describes it (index and term come from the
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.errors import SnapshotError
-from cluster.raft.snapshot import split_snapshot
 
 from .base import SnapshotMeta, SnapshotStore
+from .snapshot_file import split_snapshot
 
 log = logging.getLogger("fsmcluster.storage")
 

@@ -84,7 +84,7 @@ def describe(meta: SnapshotMeta, kind: str = "") -> str:
 
 def summarize_payload(payload: bytes) -> dict[str, Any]:
     """Decode a payload (as pysyncobj would) and count what is in it."""
-    from cluster.raft.snapshot import read_snapshot
+    from .snapshot_file import read_snapshot
 
     with tempfile.NamedTemporaryFile(prefix="fsm-inspect-") as f:
         f.write(payload)

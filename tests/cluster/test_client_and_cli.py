@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster import client_errors as errors
 from cluster.__main__ import main
-from cluster.client import AsyncClient, Client, Lock
+from cluster.client import AsyncClient, Client, Lock, errors
 
 from .conftest import lock_source
 from .harness import ROOT, Cluster, Http

@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from cluster.client import AsyncClient, Client
-from cluster.client_errors import FsmError, Timeout, Unavailable, VersionConflict
+from cluster.client.errors import FsmError, Timeout, Unavailable, VersionConflict
 from tests.cluster.harness import Cluster
 from tests.faults.linearizability import History, VersionedRegister, check
 

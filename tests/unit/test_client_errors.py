@@ -13,9 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from cluster import client_errors as errors
-from cluster.client import AsyncClient, Client, RetryPolicy, normalize_urls
-from cluster.client_errors import error_from_body
+from cluster.client import AsyncClient, Client, RetryPolicy, errors, normalize_urls
+from cluster.client.errors import error_from_body
 
 
 def body(code: str, message: str = "m", details: list[dict[str, object]] | None = None) -> bytes:

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from cluster.raft.log_guard import SnapshotGuard, without_needless_truncation
-from cluster.raft.snapshot import snapshot_position
+from cluster.storage.snapshot_file import snapshot_position
 
 LOG = [(b"a", 5, 1), (b"b", 6, 2), (b"c", 7, 2), (b"d", 8, 2)]
 

@@ -15,13 +15,13 @@ from pysyncobj.config import SERIALIZER_STATE
 
 from cluster.core.records import ObjectRecord
 from cluster.core.state import ClusterState
-from cluster.raft.snapshot import read_snapshot
 from cluster.storage.background_dump import BackgroundSnapshotHooks, detach_state
 from cluster.storage.base import latest_valid
 from cluster.storage.file import FileStore
 from cluster.storage.projection import Projection
 from cluster.storage.publisher import SnapshotPublisher, read_dump
 from cluster.storage.redis import RedisStore, connect
+from cluster.storage.snapshot_file import read_snapshot
 from tests.redis_server import RedisServer
 
 

@@ -1,61 +1,20 @@
 """The API's route table: every route declares its method, path, handler and the
 shapes it takes and returns. `build_app` registers exactly these routes and
-`/v1/openapi.json` is generated from the same table, so the two cannot drift."""
+`/v1/openapi.json` is generated from the same table, so the two cannot drift.
+
+Imports run one way: the resource modules use `table`; this package collects them;
+`api.app` registers them and builds the OpenAPI document (`api.openapi`) from them."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from . import batch, cluster, machines, objects, operations, tasks, transitions, votes
+from .table import Param, Route
 
-from aiohttp import web
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    name: str
-    where: str  # "query" | "header"
-    description: str
-    schema: Mapping[str, object] = field(default_factory=lambda: {"type": "string"})
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    tag: str
-    responses: Mapping[int, str | None]  # status -> component schema name (None: no JSON body)
-    request: str | None = None  # component schema name of the JSON body
-    request_types: tuple[str, ...] = ("application/json",)
-    params: tuple[Param, ...] = ()
-    response_type: str = "application/json"
+__all__ = ["Param", "Route", "all_routes"]
 
 
 def all_routes() -> list[Route]:
-    from . import batch, cluster, machines, objects, operations, tasks, transitions, votes
-
     routes: list[Route] = []
     for module in (machines, objects, transitions, votes, tasks, batch, cluster, operations):
         routes.extend(module.ROUTES)
     return routes
-
-
-TIMEOUT = Param("timeout", "query", "how long to wait for the commit, e.g. 500ms, 5s (default 5s)")
-IDEMPOTENCY_KEY = Param(
-    "Idempotency-Key", "header", "retrying with the same key applies the change at most once"
-)
-CONSISTENCY = Param(
-    "consistency",
-    "query",
-    "linearizable (default) or stale (local read; see X-Raft-Applied-Index)",
-    {"type": "string", "enum": ["linearizable", "stale"]},
-)
-LIMIT = Param("limit", "query", "at most this many items (1-1000)", {"type": "integer"})
-WRITE_ERRORS: Mapping[int, str | None] = {
-    400: "Error", 404: "Error", 409: "Error", 412: "Error", 413: "Error", 422: "Error",
-    503: "Error", 504: "Error",
-}
-READ_ERRORS: Mapping[int, str | None] = {400: "Error", 404: "Error", 503: "Error"}

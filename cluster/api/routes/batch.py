@@ -18,7 +18,7 @@ from .. import inputs
 from ..context import settings_of
 from ..errors import ApiError
 from ..responses import propose
-from . import IDEMPOTENCY_KEY, TIMEOUT, WRITE_ERRORS, Route
+from .table import IDEMPOTENCY_KEY, TIMEOUT, WRITE_ERRORS, Route
 
 OPERATION_FIELDS = {"machine", "id", "transition", "data", "expected_version"}
 

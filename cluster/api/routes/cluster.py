@@ -8,13 +8,13 @@ from aiohttp import web
 
 from cluster.config import SettingsError, parse_address
 from cluster.core.records import iso_ms
-from cluster.raft.snapshot import SnapshotInfo
+from cluster.storage.snapshot_file import SnapshotInfo
 
 from .. import inputs
 from ..context import ClusterNode, node_of, settings_of
 from ..errors import ApiError
 from ..responses import json_response
-from . import TIMEOUT, Route
+from .table import TIMEOUT, Route
 
 
 def cluster_status(node: ClusterNode) -> dict[str, Any]:

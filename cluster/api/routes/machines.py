@@ -16,7 +16,7 @@ from .. import inputs
 from ..context import settings_of
 from ..errors import ApiError
 from ..responses import found, json_response, propose, read_state
-from . import CONSISTENCY, READ_ERRORS, TIMEOUT, WRITE_ERRORS, Param, Route
+from .table import CONSISTENCY, READ_ERRORS, TIMEOUT, WRITE_ERRORS, Param, Route
 
 DEFINITION_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "application/json")
 

@@ -12,7 +12,7 @@ from cluster.core.state import ClusterState
 from .. import inputs
 from ..errors import ApiError
 from ..responses import json_response, propose, read_state
-from . import CONSISTENCY, LIMIT, READ_ERRORS, TIMEOUT, WRITE_ERRORS, Param, Route
+from .table import CONSISTENCY, LIMIT, READ_ERRORS, TIMEOUT, WRITE_ERRORS, Param, Route
 
 
 def object_path(request: web.Request) -> tuple[str, str]:

@@ -7,9 +7,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cluster.errors import ClusterError
 
-from ..context import METRICS, node_of
+from ..context import METRICS, OPENAPI, node_of
 from ..responses import json_response
-from . import Route
+from .table import Route
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -40,9 +40,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from ..openapi import build_openapi
-
-    return json_response(build_openapi())
+    return json_response(request.app[OPENAPI])
 
 
 ROUTES = [

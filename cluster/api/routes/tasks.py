@@ -10,7 +10,16 @@ from .. import inputs
 from ..context import settings_of
 from ..errors import ApiError
 from ..responses import json_response, propose, read_state
-from . import CONSISTENCY, IDEMPOTENCY_KEY, LIMIT, READ_ERRORS, TIMEOUT, WRITE_ERRORS, Param, Route
+from .table import (
+    CONSISTENCY,
+    IDEMPOTENCY_KEY,
+    LIMIT,
+    READ_ERRORS,
+    TIMEOUT,
+    WRITE_ERRORS,
+    Param,
+    Route,
+)
 
 TASK_STATUSES = ("pending", "completed", "failed")
 

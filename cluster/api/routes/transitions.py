@@ -10,7 +10,7 @@ from cluster.core.entries import Transition
 from .. import inputs
 from ..context import settings_of
 from ..responses import propose
-from . import IDEMPOTENCY_KEY, TIMEOUT, WRITE_ERRORS, Param, Route
+from .table import IDEMPOTENCY_KEY, TIMEOUT, WRITE_ERRORS, Param, Route
 
 
 async def apply_transition(request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from .. import inputs
 from ..context import settings_of
 from ..errors import ApiError
 from ..responses import propose
-from . import IDEMPOTENCY_KEY, TIMEOUT, WRITE_ERRORS, Route
+from .table import IDEMPOTENCY_KEY, TIMEOUT, WRITE_ERRORS, Route
 
 
 async def put_vote(request: web.Request) -> web.Response:

@@ -19,9 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from . import config
-from .api.app import build_app
-from .raft.node import RaftNode
+from cluster import config
+from cluster.api.app import build_app
+from cluster.raft.node import RaftNode
 
 log = logging.getLogger("fsmcluster.node")
 

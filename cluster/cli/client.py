@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 import yaml
 
-from .client import AsyncClient
-from .client_errors import FsmError, Timeout, Unavailable
+from cluster.client import AsyncClient
+from cluster.client.errors import FsmError, Timeout, Unavailable
 
 DEFAULT_URLS = ("http://127.0.0.1:8101", "http://127.0.0.1:8102", "http://127.0.0.1:8103")
 EXIT_REQUEST, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3

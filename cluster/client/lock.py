@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
-from .client_errors import (
+from .clients import AsyncClient, Client
+from .errors import (
     FsmError,
     GuardFailed,
     LockHeld,
@@ -30,9 +31,6 @@ from .client_errors import (
     PendingChange,
     TransitionNotAllowed,
 )
-
-if TYPE_CHECKING:
-    from .client import AsyncClient, Client
 
 LOCK_MACHINE = "lock"
 
@@ -241,8 +239,6 @@ def Lock(  # noqa: N802 - reads as a class at the call site
 ) -> AsyncLock | SyncLock:
     """The lock for either client: an `AsyncLock` (awaitable methods, `async with`) for an
     `AsyncClient`, a `SyncLock` (blocking methods, `with`) for a `Client`."""
-    from .client import Client
-
     if isinstance(client, Client):
         return SyncLock(client, name, owner, wait=wait, renew_every=renew_every, machine=machine)
     return AsyncLock(client, name, owner, wait=wait, renew_every=renew_every, machine=machine)

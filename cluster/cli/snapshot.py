@@ -22,10 +22,9 @@ from typing import Any
 
 from cluster.core.records import iso_ms
 from cluster.errors import SnapshotError
-
-from .storage.base import SnapshotMeta, SnapshotStore, latest_valid
-from .storage.file import FileStore, node_store_dir
-from .storage.recovery import (
+from cluster.storage.base import SnapshotMeta, SnapshotStore, latest_valid
+from cluster.storage.file import FileStore, node_store_dir
+from cluster.storage.recovery import (
     JOURNAL_FILE,
     SNAPSHOT_FILE,
     describe,
@@ -67,7 +66,7 @@ def open_store(args: argparse.Namespace) -> SnapshotStore:
     if bool(args.redis) == bool(args.data_dir):
         raise SnapshotError("give exactly one of --redis URL or --data-dir DIR")
     if args.redis:
-        from .storage.redis import RedisStore
+        from cluster.storage.redis import RedisStore
 
         return RedisStore.from_url(args.redis, args.cluster_id)
     return FileStore(node_store_dir(args.data_dir), args.cluster_id)

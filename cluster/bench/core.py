@@ -11,12 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cluster.core.engine import apply
+from cluster.core.entries import Batch, Entry, PutMachine, Transition
+from cluster.core.state import ClusterState
 from schema_lang import compile_machine, load_example
 from schema_lang.model import EvalContext, ObjectView
-
-from .core.engine import apply
-from .core.entries import Batch, Entry, PutMachine, Transition
-from .core.state import ClusterState
 
 
 @dataclass(frozen=True)

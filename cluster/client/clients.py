@@ -9,8 +9,8 @@
         fsm.get_object("lock", "db-1")
 
 Methods return the decoded JSON body of the answer (`diagram` returns text) and
-raise the typed errors of `cluster.client_errors`. Requests fail over between
-the given nodes (`cluster.client_transport`); every write that may be retried
+raise the typed errors of `cluster.client.errors`. Requests fail over between
+the given nodes (`cluster.client.transport`); every write that may be retried
 after an unknown outcome carries an `Idempotency-Key` (a fresh uuid4 unless one is
 given), so a retry applies it at most once.
 """
@@ -28,23 +28,19 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from . import client_errors
-from .client_errors import *  # noqa: F403 - the errors are part of the client's API
-from .client_errors import FsmError, Unavailable
-from .client_lock import AsyncLock, Lock, SyncLock
-from .client_transport import DEFAULT_URL, Response, RetryPolicy, Transport, normalize_urls
+from . import errors
+from .errors import *  # noqa: F403 - the errors are part of the client's API
+from .errors import FsmError, Unavailable
+from .transport import DEFAULT_URL, Response, RetryPolicy, Transport, normalize_urls
 
 __all__ = [
     "DEFAULT_URL",
     "AsyncClient",
-    "AsyncLock",
     "Client",
     "FsmError",
-    "Lock",
     "RetryPolicy",
-    "SyncLock",
     "normalize_urls",
-    *client_errors.__all__,
+    *errors.__all__,
 ]
 
 JSON = dict[str, Any]
@@ -302,9 +298,6 @@ class AsyncClient:
         finally:
             await single.close()
 
-    def lock(self, name: str, owner: str) -> AsyncLock:
-        return AsyncLock(self, name, owner)
-
 
 def _blocking(
     method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, R]],
@@ -355,8 +348,6 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def lock(self, name: str, owner: str) -> SyncLock:
-        return SyncLock(self, name, owner)
 
     put_machine = _blocking(AsyncClient.put_machine)
     list_machines = _blocking(AsyncClient.list_machines)

@@ -50,19 +50,19 @@ def add_bench_command(subparsers: Any) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     if args.mode == "core":
-        from . import bench_core
+        from cluster.bench import core as bench_core
 
         return bench_core.main(args.scale)
     if args.mode == "memory":
-        from .bench import memory
+        from cluster.bench import memory
 
         return memory.main(max(1000, min(args.objects, 5_000_000)))
     return run_cluster_bench(args)
 
 
 def build_plan(args: argparse.Namespace) -> Any:
-    from .bench.compare import Plan, parse_list
-    from .bench.workloads import KINDS
+    from cluster.bench.compare import Plan, parse_list
+    from cluster.bench.workloads import KINDS
 
     quick: dict[str, Any] = QUICK if args.quick else {}
     default_clients = "1,16,64" if args.mode == "cluster" else "1,16,64,256"
@@ -102,8 +102,8 @@ def recorded_command(argv: list[str], mode: str) -> str:
 def run_cluster_bench(args: argparse.Namespace) -> int:
     import json
 
-    from .bench import compare, report
-    from .bench.systems import SystemUnavailable
+    from cluster.bench import compare, report
+    from cluster.bench.systems import SystemUnavailable
 
     try:
         plan = build_plan(args)

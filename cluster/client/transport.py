@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from .client_errors import (
+from .errors import (
     FsmError,
     Overloaded,
     Timeout,

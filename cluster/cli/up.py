@@ -23,8 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from .client import AsyncClient
-from .client_errors import FsmError
+from cluster.client import AsyncClient
+from cluster.client.errors import FsmError
 
 READY_TIMEOUT = 60.0
 STOP_GRACE = 5.0

@@ -1,0 +1,24 @@
+"""The Python client of fsmcluster: `AsyncClient` and `Client` (blocking), typed errors,
+failover between nodes, and the `Lock` helper.
+
+    from cluster.client import Client, Lock
+
+The pieces depend one way: `errors` <- `transport` <- `clients` <- `lock`.
+"""
+
+from . import errors
+from .clients import DEFAULT_URL, AsyncClient, Client, RetryPolicy, normalize_urls
+from .errors import *  # noqa: F403 - the errors are part of the client's API
+from .lock import AsyncLock, Lock, SyncLock
+
+__all__ = [
+    "DEFAULT_URL",
+    "AsyncClient",
+    "AsyncLock",
+    "Client",
+    "Lock",
+    "RetryPolicy",
+    "SyncLock",
+    "normalize_urls",
+    *errors.__all__,
+]
