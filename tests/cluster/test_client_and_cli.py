@@ -160,7 +160,7 @@ def test_blocking_lock_is_a_context_manager(cluster3: Cluster) -> None:
             time.sleep(0.7)
             assert held.version is not None and token is not None and held.version > token
         assert fsm.get_object("lock", "res-sync")["state"] == "free"
-        assert fsm.lock("res-sync", "owner-b").acquire() > token  # type: ignore[operator]
+        assert Lock(fsm, "res-sync", "owner-b").acquire() > token  # type: ignore[operator]
 
 
 # ---- CLI ----------------------------------------------------------------------------
