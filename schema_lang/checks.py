@@ -50,7 +50,7 @@ def _check_refs(scope: Scope) -> int:
         scope.report.at(
             ref.node,
             ref.path,
-            f"{ref.context} unknown {ref.kind} '{ref.name}'{did_you_mean(ref.name, known)}"
+            f"{ref.context} unknown {ref.kind} '{ref.name}'{did_you_mean(ref.name, known, len(scope.report.problems))}"
             f" ({ref.kind}s: {listing(known)})",
         )
     return unknown_states

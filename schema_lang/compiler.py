@@ -18,11 +18,12 @@ import orjson
 
 from .checks import check_machine
 from .conditions import CompileContext
+from .cost import check_size, price
 from .errors import Problem, SchemaError
 from .loader import load
-from .model import MachineDef, TransitionDef
+from .model import MachineDef
 from .nodes import Node
-from .refs import CandidateSite, Scope
+from .refs import Scope
 from .shapes import NAME_PATTERN, Report
 from .states import compile_states
 from .transitions import compile_transitions
@@ -95,9 +96,13 @@ def _compile(source: str | bytes, name: str | None) -> MachineDef:
             compile_section(top[section], scope)
         else:
             report.at(root, section, f"a machine needs a '{section}' mapping")
-    if "states" in top and "transitions" in top:
+    sized = "states" in top and "transitions" in top
+    if sized and check_size(scope, top["states"], top["transitions"]):
         check_machine(scope, top["transitions"])
     if report.problems or machine_name is None:
+        raise SchemaError(report.problems)
+    transitions = price(scope)  # the cost model: refuses what one request could not afford
+    if report.problems:
         raise SchemaError(report.problems)
     canonical = {**root.plain(), "machine": machine_name}
     return MachineDef(
@@ -105,7 +110,7 @@ def _compile(source: str | bytes, name: str | None) -> MachineDef:
         revision=revision_of(canonical),
         canonical=canonical,
         states={name: site.defn for name, site in scope.states.items()},
-        transitions={name: _defs(sites) for name, sites in scope.candidates.items()},
+        transitions=transitions,
         description=description,
         history=history,
     )
@@ -113,10 +118,6 @@ def _compile(source: str | bytes, name: str | None) -> MachineDef:
 
 def _text(source: str | bytes) -> str:
     return source if isinstance(source, str) else source.decode("utf-8-sig", "replace")
-
-
-def _defs(sites: list[CandidateSite]) -> tuple[TransitionDef, ...]:
-    return tuple(site.defn for site in sites)
 
 
 def _machine_name(top: dict[str, Node], root: Node, name: str | None, report: Report) -> str | None:

@@ -28,12 +28,13 @@ from typing import Any
 import lark
 import orjson
 
+from .limits import MAX_INT, MIN_INT
 from .model import EvalContext
 from .template_functions import (
     FUNCTIONS,
     MISSING,
     TemplateRuntimeError,
-    checked_text,
+    joined_text,
     lookup,
     plain_json,
     render_text,
@@ -106,8 +107,8 @@ class CompiledTemplate:
                 # A container is the caller's live data; the result must not alias it.
                 return orjson.loads(orjson.dumps(value, default=plain_json))
             return value
-        return checked_text(
-            "".join(p if isinstance(p, str) else render_text(p(ctx, scope)) for p in self._parts)
+        return joined_text(
+            p if isinstance(p, str) else render_text(p(ctx, scope)) for p in self._parts
         )
 
     def __repr__(self) -> str:
@@ -278,7 +279,11 @@ class _Builder:
         if kind == "string":
             return _constant(_unquote(str(node.children[0])))
         if kind == "integer":
-            return _constant(int(str(node.children[0])))
+            text = str(node.children[0])
+            value = int(text) if len(text) <= 20 else MAX_INT + 1
+            if not MIN_INT <= value <= MAX_INT:
+                raise self.error(f"{text[:30]} is beyond the integer limit of ±2^63", node.children[0])
+            return _constant(value)
         if kind == "path":
             return self.reference(node.children[0])
         return self.call(node, subject)

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from .errors import Problem, SchemaError
+from .limits import MAX_INT, MIN_INT
 from .nodes import Node
 
 DEFAULT_MAX_BYTES = 262_144
@@ -214,6 +215,13 @@ class _Builder:
             return event.value
         if isinstance(value, float) and not math.isfinite(value):
             self.fail(event.start_mark, path, f"{event.value!r} is not a JSON number")
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and not MIN_INT <= value <= MAX_INT:
+            self.fail(
+                event.start_mark,
+                path,
+                f"{_clip(event.value)} is beyond the integer limit of ±2^63 (64-bit integers)",
+            )
             return None
         return value
 

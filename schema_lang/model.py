@@ -86,6 +86,7 @@ class Votes:
 class ThenStep:
     transition: str
     condition: Condition | None  # `if:` ({$src: ..., $dst: ...}); None = always
+    cost: int = 0  # engine steps to evaluate `if` (cost.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,8 @@ class TransitionDef:
     votes: Votes | None = None
     then: tuple[ThenStep, ...] = ()
     emit: str | None = None
+    # engine steps to evaluate this candidate (guards, `set`, the invariant); cost.py
+    cost: int = 0
 
     def leaves(self, state: str | None, terminal: bool) -> bool:
         """Whether this definition's `from` matches the object's current state."""

@@ -19,6 +19,7 @@ import re2
 from .expressions import MISSING, ExpressionError, TemplateRuntimeError, compile_template, lookup
 from .model import EvalContext, GuardFailure
 from .nodes import Node
+from .shapes import did_you_mean, listing
 
 if TYPE_CHECKING:
     from .conditions import CompileContext
@@ -299,10 +300,9 @@ def _use(arg: Node, site: Site) -> Check | None:
     name = arg.value
     ctx = site.ctx
     if not isinstance(name, str) or name not in ctx.rules:
-        close = difflib.get_close_matches(str(name), list(ctx.rules), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        known = ", ".join(sorted(ctx.rules)) or "none"
-        return _bad(arg, site, f"unknown rule set {name!r}{hint} (rules: {known})")
+        hint = did_you_mean(str(name), ctx.rules, len(ctx.problems))
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
+        return _bad(arg, site, f"unknown rule set {shown}{hint} (rules: {listing(ctx.rules)})")
     cycle = ctx.cycle_through(name)
     if cycle:
         return _bad(arg, site, f"rule set '{name}' uses itself ({cycle})")

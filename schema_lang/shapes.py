@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from .errors import Problem
+from .limits import MAX_HINT_NAMES, MAX_HINTS, MAX_LISTED_NAMES
 from .nodes import Node
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
@@ -20,14 +21,28 @@ MAX_DURATION_MS = 366 * 86_400_000
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._~:@-]{1,200}$")
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` when a known name is close to `name`, else ``."""
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+def did_you_mean(name: str, known: Iterable[str], problems: int = 0) -> str:
+    """` (did you mean 'x'?)` when a known name is close to `name`, else ``.
+
+    difflib is slow (microseconds per pair): only the first MAX_HINTS problems of a
+    compilation (`problems` found so far) get a hint, so a definition full of
+    misspellings cannot make the checker compare every pair of names.
+    """
+    if problems >= MAX_HINTS:
+        return ""
+    # a close match has a similar length: compare at most MAX_HINT_NAMES of those
+    slack = max(2, len(name) // 3)
+    similar = sorted(k for k in known if abs(len(k) - len(name)) <= slack)[:MAX_HINT_NAMES]
+    close = difflib.get_close_matches(name, similar, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def listing(names: Iterable[str]) -> str:
-    return ", ".join(sorted(names)) or "none"
+def listing(names: Iterable[str], limit: int = MAX_LISTED_NAMES) -> str:
+    """Sorted names, at most `limit` of them ("a, b, c and 97 more")."""
+    ordered = sorted(names)
+    if len(ordered) <= limit:
+        return ", ".join(ordered) or "none"
+    return ", ".join(ordered[:limit]) + f" and {len(ordered) - limit:,} more"
 
 
 def kind_of(node: Node) -> str:
@@ -70,7 +85,7 @@ class Report:
                     self.at_pos(
                         node.key_position(key),
                         join(path, key),
-                        f"unknown key '{key}' in {what}{did_you_mean(key, allowed)}"
+                        f"unknown key '{key}' in {what}{did_you_mean(key, allowed, len(self.problems))}"
                         f" (allowed: {listing(allowed)})",
                     )
         return node.value

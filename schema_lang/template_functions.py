@@ -9,13 +9,15 @@ TemplateRuntimeError, which is deterministic for the same data on every node.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-MAX_TEXT_CHARS = 1_048_576  # a function result larger than this is a runtime error
+from .limits import MAX_INT, MAX_TEXT_CHARS, MIN_INT
+
+MAX_HASHED_CHARS = 16 * MAX_TEXT_CHARS  # what one sha256 call may read
 
 
 class TemplateRuntimeError(ValueError):
@@ -56,8 +58,30 @@ def plain_json(value: Any) -> Any:
 
 def checked_text(text: str) -> str:
     if len(text) > MAX_TEXT_CHARS:
-        raise TemplateRuntimeError(f"a computed text is longer than {MAX_TEXT_CHARS} characters")
+        raise TemplateRuntimeError(_too_long())
     return text
+
+
+def _too_long() -> str:
+    return f"a computed text would be longer than {MAX_TEXT_CHARS:,} characters (the text limit)"
+
+
+def joined_text(parts: Iterable[str], limit: int = MAX_TEXT_CHARS) -> str:
+    """The concatenation, refused as soon as it passes `limit` (never built in full)."""
+    out: list[str] = []
+    size = 0
+    for part in parts:
+        size += len(part)
+        if size > limit:
+            raise TemplateRuntimeError(_too_long())
+        out.append(part)
+    return "".join(out)
+
+
+def _checked_int(value: int) -> int:
+    if not MIN_INT <= value <= MAX_INT:
+        raise TemplateRuntimeError("the result is beyond the integer limit of ±2^63")
+    return value
 
 
 def _integer(value: Any, what: str) -> int:
@@ -84,7 +108,10 @@ def _hex(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return format(value, "x")
     if value is MISSING or value is None or isinstance(value, str):
-        return checked_text(render_text(value).encode().hex())
+        raw = render_text(value).encode()
+        if 2 * len(raw) > MAX_TEXT_CHARS:  # refuse before building it
+            raise TemplateRuntimeError(_too_long())
+        return raw.hex()
     raise TemplateRuntimeError(f"hex needs an integer or a string, not {render_text(value)!r}")
 
 
@@ -92,11 +119,11 @@ def _int(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return _checked_int(int(value))
     text = render_text(value).strip()
     if isinstance(value, str) and 0 < len(text) <= 100:
         try:
-            return int(text, 10)
+            return _checked_int(int(text, 10))
         except ValueError:
             pass
     raise TemplateRuntimeError(f"int cannot convert {render_text(value)!r} to an integer")
@@ -104,8 +131,13 @@ def _int(value: Any) -> int:
 
 def _sha256(*values: Any) -> str:
     digest = hashlib.sha256()
+    read = 0
     for value in values:
-        digest.update(render_text(value).encode())
+        text = render_text(value)
+        read += len(text)
+        if read > MAX_HASHED_CHARS:
+            raise TemplateRuntimeError(f"sha256 would read more than {MAX_HASHED_CHARS:,} characters")
+        digest.update(text.encode())
     return digest.hexdigest()
 
 
@@ -121,7 +153,7 @@ FUNCTIONS: dict[str, Function] = {
     "lower": Function(lambda v: render_text(v).lower(), 1, 1),
     "upper": Function(lambda v: render_text(v).upper(), 1, 1),
     "len": Function(_len, 1, 1),
-    "concat": Function(lambda *vs: checked_text("".join(render_text(v) for v in vs)), 0, None),
+    "concat": Function(lambda *vs: joined_text(render_text(v) for v in vs), 0, None),
     "sha256": Function(_sha256, 1, None),
     "hex": Function(_hex, 1, 1),
     "int": Function(_int, 1, 1),

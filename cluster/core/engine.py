@@ -31,6 +31,7 @@ from .entries import (
     Withdraw,
     command_to_dict,
 )
+from .limits import BudgetExceeded
 from .machines import delete_machine, put_machine, require_machine
 from .outcome import Outcome, Rejected, Rejection
 from .records import IdempotencyRecord
@@ -94,9 +95,12 @@ def batch(tx: Tx, cmd: Batch) -> Outcome:
     results: list[Outcome] = []
     for position, op in enumerate(cmd.operations):
         step = tx.child()
+        tx.charge(1)
         try:
             results.append(apply_transition_command(step, op))
             step.merge_into_parent()
+        except BudgetExceeded:
+            raise  # the entry as a whole is past its budget: nothing of it applies
         except Rejected as exc:
             if cmd.atomic:
                 return aborted_batch(len(cmd.operations), position, exc.rejection)

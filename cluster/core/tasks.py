@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from .entries import RetryTasks, TaskReport
+from .limits import check_data, check_text
 from .machines import compiled, require_machine
 from .outcome import Outcome, Rejected
 from .records import ObjectRecord, TaskRecord
@@ -23,6 +24,8 @@ def report_task(tx: Tx, cmd: TaskReport) -> Outcome:
         raise Rejected(
             "invalid_request", f"task status must be one of {TASK_STATUSES}, not {cmd.status!r}"
         )
+    check_data(cmd.data or {}, "the task's data")
+    check_text(cmd.error, "the task's error text")
     entry = require_machine(tx, cmd.machine)
     record = require_object(tx, cmd.machine, cmd.id)
     names = [t.name for t in record.tasks]

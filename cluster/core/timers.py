@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from schema_lang.limits import MAX_TRANSITION_STEPS
+
 from .machines import compiled
 from .outcome import Outcome, Rejected
 from .state import Deadline
@@ -20,10 +22,22 @@ from .votes import expire_change
 
 
 def tick(tx: Tx) -> Outcome:
+    """Fires the due deadlines, as many as the entry's step budget affords.
+
+    One deadline's work is at most MAX_TRANSITION_STEPS (the cost model), so a
+    deadline is started only while that much budget is left; the rest stay due
+    and the next Tick fires them. Every tick fires at least one.
+    """
     fired = 0
     # Popping here, outside the overlay, is safe: a Tick never fails as a whole.
-    for deadline in tx.state.pop_due_deadlines(tx.now_ms):
+    due = tx.state.pop_due_deadlines(tx.now_ms)
+    for position, deadline in enumerate(due):
+        if position > 0 and tx.budget.left <= MAX_TRANSITION_STEPS:
+            for later in due[position:]:
+                tx.state.push_deadline(later)
+            break
         step = tx.child()
+        tx.charge(1)
         try:
             if fire(step, deadline):
                 step.merge_into_parent()

@@ -15,15 +15,17 @@ from typing import Any
 
 import orjson
 
+from schema_lang.limits import MAX_DATA_BYTES, THEN_DEPTH
 from schema_lang.model import EvalContext, GuardFailure, MachineDef, ObjectView, TransitionDef
 
 from .entries import Transition
+from .limits import check_data, encoded_size
 from .machines import compiled, require_machine
 from .outcome import Outcome, Rejected
 from .records import MachineEntry, ObjectRecord, PendingChange, TaskRecord
 from .tx import Tx
 
-MAX_THEN_DEPTH = 10
+MAX_THEN_DEPTH = THEN_DEPTH
 MOVES = ("created", "transition")  # event kinds that move the object between states
 
 
@@ -32,6 +34,7 @@ def apply_transition_command(tx: Tx, cmd: Transition) -> Outcome:
     record = tx.get_object((cmd.machine, cmd.id))
     machine = compiled(entry, record.revision if record else None)
     payload = cmd.data or {}
+    check_data(payload, "the request's data")
     defs = transition_defs(machine, cmd.transition)
     check_expected_version(record, cmd.expected_version)
     if record is not None and record.pending is not None:
@@ -124,6 +127,7 @@ def choose_candidate(
     ctx = eval_context(tx, record, oid, payload)
     failures: list[list[GuardFailure]] = []
     for candidate in matching:
+        tx.charge(candidate.cost)
         problems = candidate_failures(machine, record, candidate, ctx)
         if not problems:
             return candidate
@@ -184,6 +188,8 @@ def candidate_failures(
     try:
         new_data = resulting_data(d, record, ctx)
     except Rejected as exc:
+        if exc.rejection.code != "guard_failed":
+            raise  # a limit, not a guard: the request is refused as it is
         return [GuardFailure("set", "set", exc.rejection.message)]
     invariant = machine.states[d.to or (record.state if record else "")].data
     if invariant is not None:
@@ -201,11 +207,17 @@ def resulting_data(
         data = dict(current)
     else:
         data = {**current, **ctx.dst}
+    computed = 0  # bytes `set` added: many fields copying the data must not pile up
     for field, template in d.set_fields:
         try:
-            data[field] = template(ctx)
+            data[field] = value = template(ctx)
         except Exception as exc:  # a template's runtime error is the request's fault
             raise Rejected("guard_failed", f"set.{field} could not be computed: {exc}") from None
+        if isinstance(value, dict | list | str):
+            computed += len(value) if isinstance(value, str) else encoded_size(value)
+            if computed > MAX_DATA_BYTES:
+                check_data(data, f"the data after set.{field}")
+    check_data(data, f"the data after transition '{d.name}' ({d.data_mode}, set)")
     return data
 
 
@@ -220,6 +232,7 @@ def advance(
     depth: int = 0,
 ) -> tuple[ObjectRecord, dict[str, Any]]:
     """Applies a chosen candidate; returns the final record (after `then`) and its event."""
+    tx.charge(1)
     ctx = eval_context(tx, record, oid, payload)
     to = d.to or (record.state if record else "")
     entered = record is None or to != record.state
@@ -318,6 +331,7 @@ def run_then(
                 "invalid_request",
                 f"'then' chain of '{d.name}' is deeper than {MAX_THEN_DEPTH} transitions",
             )
+        tx.charge(step.cost)
         ctx = eval_context(tx, record, record.id, payload)
         if step.condition is not None and step.condition(ctx):
             continue
@@ -328,7 +342,7 @@ def run_then(
                 c
                 for c in candidates
                 if c.leaves(record.state, terminal)
-                and not candidate_failures(machine, record, c, ctx)
+                and not charged_failures(tx, machine, record, c, ctx)
             ),
             None,
         )
@@ -339,6 +353,13 @@ def run_then(
         if tx.get_object((record.machine, record.id)) is None:
             break
     return record
+
+
+def charged_failures(
+    tx: Tx, machine: MachineDef, record: ObjectRecord, d: TransitionDef, ctx: EvalContext
+) -> list[GuardFailure]:
+    tx.charge(d.cost)
+    return candidate_failures(machine, record, d, ctx)
 
 
 def change_id(oid: str, base_version: int, transition: str, data: dict[str, Any]) -> str:

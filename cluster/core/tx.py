@@ -4,13 +4,15 @@ The engine never writes to `ClusterState` directly: it reads through a `Tx`,
 stages new records in it, and commits at the end. A rejected entry simply drops
 its `Tx`, which is how "a failed entry changes nothing" holds without copying the
 state. Children (`Tx.child()`) give all-or-nothing steps inside one entry: one
-operation of a non-atomic batch, one fired deadline of a tick.
+operation of a non-atomic batch, one fired deadline of a tick. The `Tx` also
+counts the entry's steps against its budget (limits.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .limits import Budget
 from .records import MachineEntry, ObjectRecord, iso_ms
 from .state import ClusterState, Deadline, ObjectKey
 
@@ -24,6 +26,8 @@ class Tx:
         self.now_ms = now_ms
         self.now_iso: str = parent.now_iso if parent is not None else iso_ms(now_ms) or ""
         self.index = index
+        # the entry's step budget, shared with every child (limits.py)
+        self.budget: Budget = parent.budget if parent is not None else Budget()
         self._objects: dict[ObjectKey, ObjectRecord | None] = {}
         self._histories: dict[ObjectKey, tuple[dict[str, Any], ...]] = {}
         self._machines: dict[str, MachineEntry | None] = {}
@@ -32,6 +36,10 @@ class Tx:
 
     def child(self) -> Tx:
         return Tx(self.state, self.now_ms, self.index, parent=self)
+
+    def charge(self, steps: int) -> None:
+        """Counts deterministic work; past the entry's budget raises `BudgetExceeded`."""
+        self.budget.charge(steps)
 
     # -- reads through the overlay ----------------------------------------
 

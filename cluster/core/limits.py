@@ -1,0 +1,104 @@
+"""What one entry may store and do: data limits and the deterministic step budget.
+
+Everything the apply commits must encode (snapshots, reads, the event feed):
+data is checked on the result, after merge, `set` and templates, not only on
+the request. Work is counted in steps, never in wall time, so every node
+refuses the same entry at the same point; a refused entry changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from schema_lang.limits import (
+    MAX_DATA_BYTES,
+    MAX_ENTRY_STEPS,
+    MAX_INT,
+    MAX_NESTING,
+    MIN_INT,
+)
+
+from .outcome import Rejected
+
+MAX_ERROR_CHARS = 4_096  # a task's `error` text
+
+
+class BudgetExceeded(Rejected):
+    """An entry that needs more steps than the budget: the whole entry is refused."""
+
+
+class Budget:
+    """Steps taken by one entry; shared by the entry's `Tx` and all its children."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int = MAX_ENTRY_STEPS) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def charge(self, steps: int) -> None:
+        self.used += steps
+        if self.used > self.limit:
+            raise BudgetExceeded(
+                "invalid_request",
+                f"applying this request takes more than {self.limit:,} steps (the per-entry"
+                " step budget); split the batch or simplify the machine's then chains and rules",
+            )
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
+
+def value_problem(value: Any) -> str | None:
+    """Why a JSON value cannot be stored (nesting, integer range, non-JSON types), or None."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth + 1 > MAX_NESTING:
+                return f"is nested deeper than {MAX_NESTING} levels (the nesting limit)"
+            children = item.values() if isinstance(item, dict) else item
+            if isinstance(item, dict) and not all(isinstance(k, str) for k in item):
+                return "has a key that is not a string"
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        elif isinstance(item, int):
+            if not MIN_INT <= item <= MAX_INT:
+                shown = str(item) if item.bit_length() < 200 else f"an integer of {item.bit_length()} bits"
+                return f"holds {shown}, beyond the integer limit of ±2^63"
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return "holds a number that is not finite"
+        else:
+            return f"holds a {type(item).__name__}, which is not JSON"
+    return None
+
+
+def encoded_size(value: Any) -> int:
+    return len(orjson.dumps(value))
+
+
+def check_data(value: Any, what: str) -> None:
+    """Refuses (4xx, naming the limit) a value that could not be stored and read back."""
+    problem = value_problem(value)
+    if problem is not None:
+        raise Rejected("invalid_request", f"{what} {problem}")
+    size = encoded_size(value)
+    if size > MAX_DATA_BYTES:
+        raise Rejected(
+            "payload_too_large",
+            f"{what} would be {size:,} bytes as JSON; the limit for an object's data is"
+            f" {MAX_DATA_BYTES:,} bytes",
+        )
+
+
+def check_text(text: str | None, what: str, limit: int = MAX_ERROR_CHARS) -> None:
+    if text is not None and len(text) > limit:
+        raise Rejected(
+            "payload_too_large",
+            f"{what} is {len(text):,} characters; the limit is {limit:,}",
+        )
