@@ -115,6 +115,13 @@ class Settings:
         for flag, value in positive.items():
             if value <= 0:
                 raise SettingsError(f"{flag} must be positive, got {value}")
+        if self.max_data_bytes > 64 * KiB:
+            # the apply refuses stored data past 64 KiB on every node alike (deterministic);
+            # this flag can only make the API's early check stricter
+            raise SettingsError(
+                f"--max-data-bytes must be at most {64 * KiB} (the limit every node's apply"
+                f" enforces on stored data), got {self.max_data_bytes}"
+            )
         if self.redis_projection and not self.redis:
             raise SettingsError("--redis-projection needs --redis URL")
         if self.snapshot_keep < 1:
@@ -173,7 +180,7 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "read-timeout": (float, "how long a linearizable read may wait (default 5)"),
     "idempotency-window": (float, "seconds an Idempotency-Key is remembered (default 600)"),
     "max-body-bytes": (int, "largest request body (default 1 MiB)"),
-    "max-data-bytes": (int, "largest object data / transition payload (default 64 KiB)"),
+    "max-data-bytes": (int, "largest object data / transition payload (default and most 64 KiB)"),
     "max-definition-bytes": (int, "largest machine definition (default 256 KiB)"),
     "max-batch-operations": (int, "most operations in one batch (default 1000)"),
     "raft-min-timeout": (float, "Raft election timeout, lower bound in seconds (default 1.0)"),

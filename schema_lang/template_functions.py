@@ -123,9 +123,11 @@ def _int(value: Any) -> int:
     text = render_text(value).strip()
     if isinstance(value, str) and 0 < len(text) <= 100:
         try:
-            return _checked_int(int(text, 10))
+            number = int(text, 10)
         except ValueError:
             pass
+        else:
+            return _checked_int(number)
     raise TemplateRuntimeError(f"int cannot convert {render_text(value)!r} to an integer")
 
 

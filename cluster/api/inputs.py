@@ -6,6 +6,7 @@ would be right, before anything is proposed to the cluster.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -13,6 +14,8 @@ import orjson
 from aiohttp import web
 
 from cluster.config import Settings
+from cluster.core.limits import value_problem
+from schema_lang.limits import MAX_INT, MIN_INT
 
 from .errors import ApiError
 
@@ -20,6 +23,8 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9._~:@-]{1,200}")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 MAX_LIMIT = 1000
+# an integer literal of 20+ digits may be past 64 bits, which orjson reads as a float
+_LONG_DIGITS = re.compile(rb"\d{20}")
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -70,7 +75,32 @@ async def read_json(request: web.Request, settings: Settings, *, required: bool 
         raise ApiError(
             "invalid_request", f"the request body must be a JSON object, not {json_type(value)}"
         )
+    if _LONG_DIGITS.search(body):
+        check_integer_literals(body)
     return value
+
+
+def check_integer_literals(body: bytes) -> None:
+    """Refuses integers past ±2^63, which a JSON parser would silently turn into floats.
+
+    Run only when the body has a run of 20 digits (rare): the stdlib parser hands
+    each integer literal over as text, so nothing is converted before it is checked.
+    """
+
+    def integer(text: str) -> int:
+        if len(text.lstrip("-")) > 19 or not MIN_INT <= int(text) <= MAX_INT:
+            shown = text if len(text) <= 30 else text[:27] + "..."
+            raise ApiError(
+                "invalid_request",
+                f"the request body holds the integer {shown}, beyond the integer limit of ±2^63;"
+                " send it as a string",
+            )
+        return 0
+
+    try:
+        json.loads(body, parse_int=integer)
+    except RecursionError:
+        raise ApiError("invalid_request", "the request body is nested too deeply") from None
 
 
 def json_type(value: Any) -> str:
@@ -102,6 +132,9 @@ def optional_data(body: dict[str, Any], settings: Settings, key: str = "data") -
         return None
     if not isinstance(data, dict):
         raise ApiError("invalid_request", f"'{key}' must be a JSON object, not {json_type(data)}")
+    problem = value_problem(data)
+    if problem is not None:
+        raise ApiError("invalid_request", f"'{key}' {problem}")
     size = len(orjson.dumps(data))
     if size > settings.max_data_bytes:
         raise too_large(f"'{key}'", size, settings.max_data_bytes)

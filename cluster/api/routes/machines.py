@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -37,7 +38,9 @@ async def put_machine(request: web.Request) -> web.Response:
     if not source.strip():
         raise ApiError("invalid_request", "the request body is empty: send the machine definition")
     try:
-        compile_definition(name, source)  # answer a bad definition at once; the engine checks again
+        # answer a bad definition at once, off the request loop (the cost model bounds
+        # the work); the engine compiles again in the apply, from the same cache
+        await asyncio.get_running_loop().run_in_executor(None, compile_definition, name, source)
     except Rejected as exc:
         rejection = exc.rejection
         raise ApiError(rejection.code, rejection.message, rejection.details) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cluster.core.entries import RetryTasks, TaskReport
+from cluster.core.limits import MAX_ERROR_CHARS
 
 from .. import inputs
 from ..context import settings_of
@@ -49,6 +50,11 @@ async def report_task(request: web.Request) -> web.Response:
     error = body.get("error")
     if error is not None and not isinstance(error, str):
         raise ApiError("invalid_request", "'error' must be a string")
+    if error is not None and len(error) > MAX_ERROR_CHARS:
+        raise ApiError(
+            "payload_too_large",
+            f"'error' is {len(error):,} characters; the limit is {MAX_ERROR_CHARS:,}",
+        )
     command = TaskReport(machine, oid, task, status, error, inputs.optional_data(body, settings))
     return await propose(request, command, idempotency_key=inputs.idempotency_key(request))
 
