@@ -145,6 +145,7 @@ transitions:
   big: {from: a, set: {n: '${int(dst.s)}'}}
   nest: {from: a, set: {p: '${src}'}}
   merge: {from: a}
+  note: {from: a, data: keep}
   grow: {from: a, set: {h: '${hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(dst.x))))))))))))))))))}'}}
 """
 
@@ -210,8 +211,9 @@ def test_request_data_past_the_limits_is_refused_by_the_apply(counter: Driver) -
         deep = {"d": deep}
     for data, code in (({"n": 2**64}, "invalid_request"), (deep, "invalid_request"),
                        ({"s": "x" * (MAX_DATA_BYTES + 1)}, "payload_too_large")):
-        outcome = counter.move("c", "o", "merge", data)
-        assert outcome.error is not None and outcome.error.code == code, (code, outcome)
+        for transition in ("merge", "note"):  # note keeps the data: only the payload is checked
+            outcome = counter.move("c", "o", transition, data)
+            assert outcome.error is not None and outcome.error.code == code, (code, outcome)
     codec.loads(counter.snapshot())
 
 
