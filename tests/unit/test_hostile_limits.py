@@ -8,10 +8,12 @@ cheaply, and that nothing it touched stopped encoding (snapshots).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import orjson
 import pytest
 
+from cluster.__main__ import main
 from cluster.core import codec
 from cluster.core.entries import Batch, PutMachine, TaskReport, Transition
 from cluster.core.limits import MAX_ERROR_CHARS
@@ -270,3 +272,14 @@ def test_put_machine_in_the_apply_refuses_past_a_limit() -> None:
     outcome = Driver().run(PutMachine("fan", fanout(10, 3)))
     assert outcome.error is not None and outcome.error.code == "invalid_schema"
     assert "then tree" in outcome.error.message
+
+
+def test_schema_check_reports_a_huge_integer_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("machine: m\nstates: {a: {}}\ntransitions:\n"
+                    "  create: {from: null, to: a, $dst: {v: {const: 18446744073709551616}}}\n")
+    assert main(["schema", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:4:" in out and "2^63" in out and "Traceback" not in out
