@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 from .limits import (
+    ADVANCE_STEPS,
     MAX_EDGES,
     MAX_RULE_CHECKS,
     MAX_STATES,
@@ -207,7 +208,7 @@ def worst_case(priced: dict[str, tuple[TransitionDef, ...]]) -> dict[str, tuple[
                     ws, wn = worst(step.transition, depth + 1)
                     s, n = s + ws, n + wn
             steps, count = max(steps, s), max(count, n)
-        result = (min(sum(d.cost for d in defs) + 1 + steps, _CAP), min(1 + count, _CAP))
+        result = (min(sum(d.cost for d in defs) + ADVANCE_STEPS + steps, _CAP), min(1 + count, _CAP))
         memo[key] = result
         return result
 

@@ -37,6 +37,9 @@ class EvalContext:
     src: Mapping[str, Any]
     obj: ObjectView
     now: str
+    # the engine's step meter: rule checks charge it in proportion to the data they
+    # read (a regex over 60 KiB costs more than over 6 bytes); None = not metered
+    meter: Callable[[int], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

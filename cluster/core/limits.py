@@ -32,13 +32,20 @@ class BudgetExceeded(Rejected):
 class Budget:
     """Steps taken by one entry; shared by the entry's `Tx` and all its children."""
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limit", "priced", "used")
 
     def __init__(self, limit: int = MAX_ENTRY_STEPS) -> None:
         self.limit = limit
         self.used = 0
+        self.priced = 0  # the part the cost model prices (schema_lang/cost.py)
 
     def charge(self, steps: int) -> None:
+        """Priced steps: rule checks, set fields, then steps, applied transitions."""
+        self.priced += steps
+        self.meter(steps)
+
+    def meter(self, steps: int) -> None:
+        """Any step, also those in proportion to the data read (not priced)."""
         self.used += steps
         if self.used > self.limit:
             raise BudgetExceeded(
@@ -82,8 +89,10 @@ def encoded_size(value: Any) -> int:
     return len(orjson.dumps(value))
 
 
-def check_data(value: Any, what: str) -> None:
-    """Refuses (4xx, naming the limit) a value that could not be stored and read back."""
+def check_data(value: Any, what: str) -> int:
+    """Refuses (4xx, naming the limit) a value that could not be stored and read back.
+
+    Returns its size in bytes as JSON."""
     problem = value_problem(value)
     if problem is not None:
         raise Rejected("invalid_request", f"{what} {problem}")
@@ -94,6 +103,7 @@ def check_data(value: Any, what: str) -> None:
             f"{what} would be {size:,} bytes as JSON; the limit for an object's data is"
             f" {MAX_DATA_BYTES:,} bytes",
         )
+    return size
 
 
 def check_text(text: str | None, what: str, limit: int = MAX_ERROR_CHARS) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from schema_lang.limits import MAX_DATA_BYTES, THEN_DEPTH
+from schema_lang.limits import ADVANCE_STEPS, DATA_STEPS_PER_KIB, MAX_DATA_BYTES, THEN_DEPTH
 from schema_lang.model import EvalContext, GuardFailure, MachineDef, ObjectView, TransitionDef
 
 from .entries import Transition
@@ -84,6 +84,7 @@ def eval_context(
         src=record.data if record is not None else {},
         obj=ObjectView(oid, record.version if record else 0, record.state if record else None),
         now=tx.now_iso,
+        meter=tx.budget.meter,
     )
 
 
@@ -193,7 +194,7 @@ def candidate_failures(
         return [GuardFailure("set", "set", exc.rejection.message)]
     invariant = machine.states[d.to or (record.state if record else "")].data
     if invariant is not None:
-        return invariant(EvalContext(new_data, ctx.src, ctx.obj, ctx.now))
+        return invariant(EvalContext(new_data, ctx.src, ctx.obj, ctx.now, ctx.meter))
     return []
 
 
@@ -214,11 +215,20 @@ def resulting_data(
         except Exception as exc:  # a template's runtime error is the request's fault
             raise Rejected("guard_failed", f"set.{field} could not be computed: {exc}") from None
         if isinstance(value, dict | list | str):
-            computed += len(value) if isinstance(value, str) else encoded_size(value)
+            size = len(value) if isinstance(value, str) else encoded_size(value)
+            meter(ctx, size)
+            computed += size
             if computed > MAX_DATA_BYTES:
                 check_data(data, f"the data after set.{field}")
-    check_data(data, f"the data after transition '{d.name}' ({d.data_mode}, set)")
+    size = check_data(data, f"the data after transition '{d.name}' ({d.data_mode}, set)")
+    meter(ctx, size)
     return data
+
+
+def meter(ctx: EvalContext, size: int) -> None:
+    """Charges the steps of handling `size` bytes of data (DATA_STEPS_PER_KIB)."""
+    if ctx.meter is not None:
+        ctx.meter(DATA_STEPS_PER_KIB * (size >> 10))
 
 
 def advance(
@@ -232,7 +242,7 @@ def advance(
     depth: int = 0,
 ) -> tuple[ObjectRecord, dict[str, Any]]:
     """Applies a chosen candidate; returns the final record (after `then`) and its event."""
-    tx.charge(1)
+    tx.charge(ADVANCE_STEPS)
     ctx = eval_context(tx, record, oid, payload)
     to = d.to or (record.state if record else "")
     entered = record is None or to != record.state

@@ -283,3 +283,27 @@ def test_schema_check_reports_a_huge_integer_without_a_traceback(
     assert main(["schema", "check", str(path)]) == 1
     out = capsys.readouterr().out
     assert f"{path}:4:" in out and "2^63" in out and "Traceback" not in out
+
+
+def heavy_rules(count: int) -> str:
+    """One transition whose guard runs `count` regex + matches checks on the same field."""
+    rules = "\n".join(f"  r{i}: {{regex: 'a[bc]+d{i}$', matches: '${{dst.v}}'}}" for i in range(count))
+    uses = ", ".join(f"{{use: r{i}}}" for i in range(count))
+    return (f"machine: heavy\nrules:\n{rules}\n  all: {{all_of: [{uses}]}}\nstates: {{a: {{}}}}\n"
+            "transitions:\n  create: {from: null, to: a}\n  check: {from: a, $dst: {v: {use: all}}}\n")
+
+
+def test_rule_checks_on_large_data_are_charged_by_size() -> None:
+    """Priced steps alone would let ~100 of these 80 ms requests into one entry (8 s)."""
+    driver = Driver()
+    driver.machine("heavy", heavy_rules(300))
+    assert driver.move("heavy", "o", "create").ok
+    data = {"v": "a" + "b" * 60_000}
+    one = driver.move("heavy", "o", "check", data)  # alone it fits (the guard fails)
+    assert one.error is not None and one.error.code == "guard_failed"
+    steps, _ = worst_case(dict(compile_machine(heavy_rules(300)).transitions))["check"]
+    ops = (Transition("heavy", "o", "check", data, None),) * (MAX_ENTRY_STEPS // (steps + 1) - 1)
+    started = time.perf_counter()
+    outcome = driver.run(Batch(ops, atomic=False))
+    assert outcome.error is not None and "step budget" in outcome.error.message
+    assert time.perf_counter() - started < 5.0
