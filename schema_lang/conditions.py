@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from .errors import Problem
 from .expressions import (
     MISSING,
@@ -35,6 +37,7 @@ from .expressions import (
     expression_references,
     lookup,
 )
+from .limits import DATA_STEPS_PER_KIB
 from .model import Condition, EvalContext, GuardFailure
 from .nodes import Node
 from .rule_keywords import (
@@ -48,6 +51,7 @@ from .rule_keywords import (
     kind,
     unknown_vars,
 )
+from .template_functions import plain_json
 
 SIDES = ("$dst", "$src", "data")
 
@@ -220,7 +224,11 @@ def _rule_check(
     checks: tuple[Check, ...],
     message: str | None,
 ) -> Check:
+    work = len(checks) + len(variables)
+
     def check(value: Any, ectx: EvalContext, outer: Vars, shown: str) -> list[GuardFailure]:
+        if ectx.meter is not None and work and isinstance(value, str | dict | list):
+            ectx.meter(work * data_steps(value))
         scope = outer
         if variables and value is not MISSING:
             scope = dict(outer)
@@ -234,6 +242,13 @@ def _rule_check(
         return [_relabel(f, message) for f in failures] if message else failures
 
     return check
+
+
+def data_steps(value: Any) -> int:
+    """Steps for reading a value, beyond the one its rule check is priced at:
+    DATA_STEPS_PER_KIB per KiB (strings by length, containers as JSON)."""
+    size = len(value) if isinstance(value, str) else len(orjson.dumps(value, default=plain_json))
+    return DATA_STEPS_PER_KIB * (size >> 10)
 
 
 def _relabel(failure: GuardFailure, message: str | None) -> GuardFailure:
