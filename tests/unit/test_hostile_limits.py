@@ -7,6 +7,7 @@ cheaply, and that nothing it touched stopped encoding (snapshots).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -307,3 +308,12 @@ def test_rule_checks_on_large_data_are_charged_by_size() -> None:
     outcome = driver.run(Batch(ops, atomic=False))
     assert outcome.error is not None and "step budget" in outcome.error.message
     assert time.perf_counter() - started < 5.0
+
+
+def test_max_data_bytes_cannot_exceed_what_every_apply_enforces(tmp_path: Path) -> None:
+    from cluster.config import Settings, SettingsError
+
+    base = Settings(raft="127.0.0.1:1", http="127.0.0.1:2", data_dir=tmp_path)
+    dataclasses.replace(base, max_data_bytes=1024).validate()  # stricter: fine
+    with pytest.raises(SettingsError, match="max-data-bytes"):
+        dataclasses.replace(base, max_data_bytes=MAX_DATA_BYTES + 1).validate()
