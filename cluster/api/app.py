@@ -1,7 +1,7 @@
 """`build_app(node, settings)`: the aiohttp application every node serves.
 
-Registers exactly the routes of `routes.all_routes()` (and serves the OpenAPI document
-built from them), and one middleware that
+Registers exactly the routes of `routes.all_routes()` and the dashboard's (`cluster.ui`),
+serves the OpenAPI document built from them, and one middleware that
 turns every failure into the JSON error body of SPEC 4.9 (unknown routes and
 wrong methods included) and records request metrics.
 """
@@ -13,6 +13,7 @@ import time
 
 from aiohttp import web
 
+from cluster import ui
 from cluster.config import Settings
 from cluster.errors import Timeout, Unavailable
 
@@ -34,7 +35,7 @@ def build_app(node: ClusterNode, settings: Settings) -> web.Application:
     app[NODE] = node
     app[SETTINGS] = settings
     app[METRICS] = Metrics(node)
-    routes = all_routes()
+    routes = [*all_routes(), *ui.ROUTES]
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
     app[OPENAPI] = build_openapi(routes)

@@ -14,8 +14,9 @@
 | write | transitions, votes, tasks, batches, withdrawing a pending change |
 | admin | machine definitions (PUT/DELETE), removing objects, membership, snapshots |
 
-With the file every request but `/healthz` and `/readyz` needs
-`Authorization: Bearer <token>`: none or an unknown token is `401 unauthorized`,
+With the file every request but `/healthz`, `/readyz` and `GET /ui/...` (the
+dashboard's static shell: HTML, scripts, styles, no data; the pages then call
+`/v1` with the token the person enters) needs `Authorization: Bearer <token>`: none or an unknown token is `401 unauthorized`,
 a role too low is `403 forbidden`, and a vote is accepted only from the voter
 itself (`PUT .../votes/alice` needs principal `alice`). The principal is stamped
 on every entry the request proposes. Tokens are compared in constant time.
@@ -39,6 +40,7 @@ from .errors import ApiError
 
 ROLES = ("read", "write", "admin")
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+UI_PREFIX = "/ui"  # the dashboard's static files (cluster.ui): no data in them
 PRINCIPAL = web.RequestKey("principal", str)
 _VOTE = re.compile(r"^/v1/machines/[^/]+/objects/[^/]+/votes/(?P<voter>[^/]+)$")
 _ADMIN = (
@@ -117,7 +119,7 @@ def required_role(method: str, path: str) -> str:
 def auth_middleware(table: TokenTable) -> Any:
     @web.middleware
     async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or (request.method in ("GET", "HEAD") and _ui(request.path)):
             return await handler(request)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         ident = table.identify(token.strip()) if scheme.lower() == "bearer" and token else None
@@ -143,6 +145,10 @@ def auth_middleware(table: TokenTable) -> Any:
         return await handler(request)
 
     return authenticate
+
+
+def _ui(path: str) -> bool:
+    return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
 
 
 def principal_of(request: web.Request) -> str | None:

@@ -48,6 +48,10 @@ SCHEMAS: dict[str, Any] = {
                    created_at=_STR, updated_at=_STR, expires_at=_NSTR, index=_INT),
     "ObjectList": _obj(objects={"type": "array", "items": _ref("Object")}, next=_NSTR),
     "History": _obj(events={"type": "array", "items": _OBJ}),
+    "ClusterNodes": _obj(node=_OBJ, nodes={"type": "array", "items": _obj(
+        raft=_STR, http=_NSTR, ok={"type": "boolean"}, status=_ref("ClusterStatus"), error=_STR)}),
+    "StateCounts": _obj(machine=_STR, revision=_STR, objects=_INT,
+                        states={"type": "object", "additionalProperties": _INT}),
     "Deleted": _obj(deleted={"type": "boolean"}, object=_ref("Object"), name=_STR),
     "TransitionRequest": _obj(data=_OBJ, expected_version=_INT),
     "TransitionResult": _obj(object=_ref("Object"), event=_OBJ),

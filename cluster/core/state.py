@@ -48,15 +48,29 @@ class ClusterState:
         return table.get(id) if table is not None else None
 
     def list_objects(
-        self, machine: str, *, state: str | None = None, after: str | None = None, limit: int = 100
+        self,
+        machine: str,
+        *,
+        state: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        prefix: str | None = None,
     ) -> tuple[list[ObjectRecord], str | None]:
-        """Objects ordered by id, starting after `after`; `next` is the id to resume from."""
+        """Objects ordered by id, starting after `after`; `next` is the id to resume from.
+
+        With `prefix` only ids that start with it: the scan starts at the prefix and
+        stops at the first id past it (ids are sorted), so it never walks the table."""
         table = self.objects.get(machine)
         if not table:
             return [], None
         out: list[ObjectRecord] = []
-        ids = table.irange(minimum=after, inclusive=(False, False)) if after else iter(table)
+        start, exclusive = after, True
+        if prefix and (after is None or after < prefix):
+            start, exclusive = prefix, False
+        ids = table.irange(minimum=start, inclusive=(not exclusive, False)) if start else iter(table)
         for oid in ids:
+            if prefix and not oid.startswith(prefix):
+                break
             record = table[oid]
             if state is not None and record.state != state:
                 continue
@@ -64,6 +78,13 @@ class ClusterState:
                 return out, out[-1].id
             out.append(record)
         return out, None
+
+    def state_counts(self, machine: str) -> dict[str, int]:
+        """How many objects of `machine` are in each state (one pass over its objects)."""
+        counts: dict[str, int] = {}
+        for record in self.objects.get(machine, {}).values():
+            counts[record.state] = counts.get(record.state, 0) + 1
+        return counts
 
     def history(self, machine: str, id: str, limit: int = 100) -> list[dict[str, Any]]:
         events = self.histories.get((machine, id), ())

@@ -11,7 +11,10 @@ from cluster.core.entries import DeleteMachine, PutMachine
 from cluster.core.machines import compile_definition, compiled
 from cluster.core.outcome import Rejected
 from cluster.core.records import MachineEntry
-from schema_lang import render_dot, render_mermaid
+from cluster.core.state import ClusterState
+from schema_lang import MachineDef, render_dot, render_mermaid
+from schema_lang.diagrams import Marks
+from schema_lang.svg import render_svg
 
 from .. import inputs
 from ..context import settings_of
@@ -69,15 +72,32 @@ async def get_machine(request: web.Request) -> web.Response:
     return json_response(body, headers=headers)
 
 
+DIAGRAM_TYPES = {"mermaid": "text/vnd.mermaid", "dot": "text/vnd.graphviz", "svg": "image/svg+xml"}
+
+
 async def machine_diagram(request: web.Request) -> web.Response:
-    fmt = inputs.choice(request, "format", ("mermaid", "dot"), "mermaid")
-    entry, headers = await read_machine(request)
-    machine = compiled(entry)
-    render = render_mermaid if fmt == "mermaid" else render_dot
+    fmt = inputs.choice(request, "format", tuple(DIAGRAM_TYPES), "mermaid") or "mermaid"
+    with_counts = inputs.choice(request, "counts", ("true", "false"), "false") == "true"
+    name = machine_name(request)
+
+    def read(state: ClusterState) -> tuple[MachineEntry | None, dict[str, int] | None]:
+        return state.machine(name), state.state_counts(name) if with_counts else None
+
+    (entry, counts), headers = await read_state(request, read)
+    machine = compiled(found(entry, "machine_not_found", f"machine '{name}' does not exist"))
     # at most MAX_EDGES edges (the cost model), rendered off the request loop
-    text = await asyncio.get_running_loop().run_in_executor(None, render, machine)
-    content_type = "text/vnd.mermaid" if fmt == "mermaid" else "text/vnd.graphviz"
-    return web.Response(text=text, content_type=content_type, headers=headers)
+    text = await asyncio.get_running_loop().run_in_executor(
+        None, render_diagram, machine, fmt, None, counts
+    )
+    return web.Response(text=text, content_type=DIAGRAM_TYPES[fmt], headers=headers)
+
+
+def render_diagram(
+    machine: MachineDef, fmt: str, marks: Marks | None = None, counts: dict[str, int] | None = None
+) -> str:
+    if fmt == "svg":
+        return render_svg(machine, marks, counts)
+    return render_mermaid(machine, marks) if fmt == "mermaid" else render_dot(machine, marks)
 
 
 async def delete_machine(request: web.Request) -> web.Response:
@@ -101,8 +121,10 @@ ROUTES = [
           {200: "Machine", **READ_ERRORS}, params=(CONSISTENCY,)),
     Route("GET", PATH + "/diagram", machine_diagram, "Render a machine as Mermaid or DOT", "machines",
           {200: None, **READ_ERRORS}, response_type="text/plain",
-          params=(Param("format", "query", "mermaid (default) or dot",
-                        {"type": "string", "enum": ["mermaid", "dot"]}), CONSISTENCY)),
+          params=(Param("format", "query", "mermaid (default), dot, or svg (a laid-out picture)",
+                        {"type": "string", "enum": ["mermaid", "dot", "svg"]}),
+                  Param("counts", "query", "svg: show how many objects are in each state",
+                        {"type": "string", "enum": ["true", "false"]}), CONSISTENCY)),
     Route("DELETE", PATH, delete_machine, "Delete a machine that has no objects", "machines",
           {200: "Deleted", **WRITE_ERRORS}, params=(TIMEOUT,)),
 ]

@@ -47,11 +47,14 @@ async def list_objects(request: web.Request) -> web.Response:
     after = request.query.get("after") or None
     if after is not None:
         inputs.check_id(after, "after")
+    prefix = request.query.get("prefix") or None
+    if prefix is not None:
+        inputs.check_id(prefix, "prefix")
     limit = inputs.limit(request)
 
     def page(state: ClusterState) -> tuple[list[ObjectRecord], str | None]:
         require_machine(state, machine)
-        return state.list_objects(machine, state=state_filter, after=after, limit=limit)
+        return state.list_objects(machine, state=state_filter, after=after, limit=limit, prefix=prefix)
 
     (records, next_id), headers = await read_state(request, page)
     return json_response({"objects": [r.to_json() for r in records], "next": next_id}, headers=headers)
@@ -82,6 +85,7 @@ ROUTES = [
           {200: "ObjectList", **READ_ERRORS},
           params=(Param("state", "query", "only objects in this state"),
                   Param("after", "query", "resume after this id (the previous page's next)"),
+                  Param("prefix", "query", "only ids that start with this"),
                   LIMIT, CONSISTENCY)),
     Route("GET", OBJECT + "/history", object_history, "An object's events, newest first", "objects",
           {200: "History", **READ_ERRORS}, params=(LIMIT, CONSISTENCY)),
