@@ -112,7 +112,7 @@ def _mermaid_marks(marks: Marks, ids: Mapping[str, str]) -> list[str]:
     visited = sorted(s for s in marks.visited - {marks.current or ""} if s in ids)
     if visited:
         lines.append(f"    class {','.join(ids[s] for s in visited)} visited")
-    if marks.current in ids:
+    if marks.current is not None and marks.current in ids:
         lines.append(f"    class {ids[marks.current]} current")
     moves = " ".join(f"-{t}-> {to}" for _, to, t in marks.path)
     if moves:

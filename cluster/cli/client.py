@@ -58,7 +58,7 @@ def add_client_commands(subparsers: Any) -> None:
          ).add_argument("name", metavar="NAME")
     diagram = leaf(machines, "diagram", lambda c, a: c.diagram(a.name, a.format), "draw a machine")
     diagram.add_argument("name", metavar="NAME")
-    diagram.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    diagram.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid")
     leaf(machines, "delete", lambda c, a: c.delete_machine(a.name), "delete a machine without objects"
          ).add_argument("name", metavar="NAME")
 
@@ -72,12 +72,17 @@ def add_client_commands(subparsers: Any) -> None:
     listing.add_argument("--state", help="only objects in this state")
     listing.add_argument("--limit", type=int, help="at most this many (1-1000, default 100)")
     listing.add_argument("--after", metavar="ID", help="start after this id (the previous page's next)")
+    listing.add_argument("--prefix", help="only ids that start with this")
     history = leaf(objects, "history", lambda c, a: c.history(a.machine, a.id, limit=a.limit),
                    "an object's events, newest first")
     add_object_args(history)
     history.add_argument("--limit", type=int, help="at most this many events")
     add_object_args(leaf(objects, "delete", lambda c, a: c.delete_object(a.machine, a.id),
                          "remove an object (administrative)"))
+    object_diagram = leaf(objects, "diagram", lambda c, a: c.object_diagram(a.machine, a.id, a.format),
+                          "an object on its machine's diagram: current state, path taken")
+    add_object_args(object_diagram)
+    object_diagram.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid")
 
     transition = leaf(subparsers, "transition", run_transition, "apply a transition to an object")
     add_object_args(transition)
@@ -189,7 +194,9 @@ async def get_object(client: AsyncClient, args: argparse.Namespace) -> Any:
 
 
 async def list_objects(client: AsyncClient, args: argparse.Namespace) -> Any:
-    return await client.list_objects(args.machine, state=args.state, limit=args.limit, after=args.after)
+    return await client.list_objects(
+        args.machine, state=args.state, limit=args.limit, after=args.after, prefix=args.prefix
+    )
 
 
 def parse_data(text: str | None) -> dict[str, Any] | None:

@@ -152,9 +152,11 @@ class AsyncClient:
         limit: int | None = None,
         after: str | None = None,
         consistency: str = "linearizable",
+        prefix: str | None = None,
     ) -> JSON:
         params = {"consistency": consistency}
-        params.update({k: str(v) for k, v in (("state", state), ("limit", limit), ("after", after)) if v is not None})
+        given = (("state", state), ("limit", limit), ("after", after), ("prefix", prefix))
+        params.update({k: str(v) for k, v in given if v is not None})
         return await self._call("GET", f"/v1/machines/{_seg(machine)}/objects", params=params)
 
     async def iter_objects(
@@ -169,6 +171,13 @@ class AsyncClient:
             after = page.get("next")
             if not after:
                 return
+
+    async def object_diagram(self, machine: str, oid: str, format: str = "mermaid") -> str:
+        """The object on its machine's diagram: current state and the path it took."""
+        response = await self._transport.request(
+            "GET", _object_path(machine, oid) + "/diagram", params={"format": format}
+        )
+        return response.body.decode("utf-8")
 
     async def history(self, machine: str, oid: str, *, limit: int | None = None) -> JSON:
         params = {"limit": str(limit)} if limit is not None else None
@@ -357,6 +366,7 @@ class Client:
     get_object = _blocking(AsyncClient.get_object)
     list_objects = _blocking(AsyncClient.list_objects)
     history = _blocking(AsyncClient.history)
+    object_diagram = _blocking(AsyncClient.object_diagram)
     delete_object = _blocking(AsyncClient.delete_object)
     transition = _blocking(AsyncClient.transition)
     vote = _blocking(AsyncClient.vote)
