@@ -66,9 +66,10 @@ def asset_response(name: str) -> web.Response:
 
 
 ROUTES = [
-    Route("GET", PREFIX, ui_root, "The web dashboard (redirects to /ui/)", "ui", {302: None}),
+    Route("GET", PREFIX, ui_root, "The web dashboard (redirects to /ui/)", "ui", {302: None},
+          response_type="text/plain"),
     Route("GET", PREFIX + "/", ui_index, "The web dashboard", "ui", {200: None},
           response_type="text/html"),
     Route("GET", PREFIX + "/{asset}", ui_asset, "A file of the web dashboard", "ui",
-          {200: None, 404: "Error"}, response_type="text/plain"),
+          {200: None, 404: "Error"}, response_type="*/*"),  # HTML, JavaScript or CSS
 ]

@@ -77,7 +77,7 @@ export function pendingView(machine, object, result, onDone) {
   return h("div", { id: "pending" },
     h("p", {}, h("b", {}, p.transition), ` needs ${p.required} of ${p.voters.length} approvals `,
       `(${approvals} so far); change `, h("code", {}, p.change.slice(0, 16))),
-    p.data ? h("pre", { class: "json" }, JSON.stringify(p.data, null, 2)) : null,
+    p.data && Object.keys(p.data).length ? h("pre", { class: "json" }, JSON.stringify(p.data, null, 2)) : null,
     h("table", { class: "grid" }, h("tbody", {}, rows)));
 }
 
