@@ -126,9 +126,9 @@ async function readStream(body, onMessage) {
   }
 }
 
-// Keeps a page current: `refresh` runs now, then after each matching event (at most
-// every 300 ms) when the node has the feed, else every `pollMs`. Returns a stop function.
-export function live(filters, refresh, { pollMs = 1000, onEvent, onMode } = {}) {
+// Keeps a page current: `refresh` runs now, then after matching events (at most once
+// per `gapMs`) when the node has the feed, else every `pollMs`. Returns a stop function.
+export function live(filters, refresh, { pollMs = 1000, gapMs = 300, onEvent, onMode } = {}) {
   let stopped = false;
   let timer = null;
   let pending = false;
@@ -139,7 +139,7 @@ export function live(filters, refresh, { pollMs = 1000, onEvent, onMode } = {}) 
     try { await refresh(); } finally { pending = false; }
   };
   const soon = () => {
-    if (timer === null && !stopped) timer = setTimeout(() => { timer = null; run(); }, 300);
+    if (timer === null && !stopped) timer = setTimeout(() => { timer = null; run(); }, gapMs);
   };
   run();
   hasFeed().then((feed) => {

@@ -1,6 +1,7 @@
 // Machines: the list with revisions and objects per state; a machine's page with its
 // diagram (objects per state drawn on it), its source and revisions, and a form that
-// creates an object. Both stay current from the event feed (or by polling).
+// creates an object. Both stay current from the event feed (at most once a second:
+// counting objects per state is a pass over the machine's objects) or by polling.
 
 import { getJSON, getText, live, seg } from "./api.js";
 import { errorBox, fill, h, link, shortRev, showSvg, table } from "./dom.js";
@@ -19,7 +20,7 @@ export function machinesPage(main, _params, _query, ctx) {
     } catch (err) {
       fill(body, errorBox(err));
     }
-  }, { pollMs: 2000, onMode: ctx.setMode });
+  }, { pollMs: 2000, gapMs: 1000, onMode: ctx.setMode });
 }
 
 function machineRow(m, counts) {
@@ -64,7 +65,7 @@ export function machinePage(main, [name], _query, ctx) {
     } catch (err) {
       fill(diagram, errorBox(err));
     }
-  }, { pollMs: 2000, onMode: ctx.setMode });
+  }, { pollMs: 2000, gapMs: 1000, onMode: ctx.setMode });
 }
 
 function machineDetails(machine) {
