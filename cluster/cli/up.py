@@ -152,6 +152,7 @@ def banner(specs: list[NodeSpec], data_dir: Path, temporary: bool, examples: lis
     lines += [f"  node {s.index}: {s.url}  (raft {s.raft}, log {s.data_dir / 'node.log'})" for s in specs]
     if examples:
         lines.append(f"example machines: {', '.join(examples)}")
+    lines.append(f"dashboard: {first}/ui/ (every node serves it)")
     lines += [
         "",
         "try:",
@@ -160,6 +161,7 @@ def banner(specs: list[NodeSpec], data_dir: Path, temporary: bool, examples: lis
         "  fsmcluster transition lock db-1 create",
         "  fsmcluster transition lock db-1 acquire --data '{\"owner\": \"w1\"}'",
         "  fsmcluster object get lock db-1",
+        "  fsmcluster object diagram lock db-1",
         f"  curl -s {first}/v1/cluster",
         f"  curl -s -X POST {first}/v1/machines/lock/objects/db-1/transitions/release \\",
         "       -H 'Content-Type: application/json' -d '{\"data\": {\"owner\": \"w1\"}}'",

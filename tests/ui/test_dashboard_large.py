@@ -67,7 +67,7 @@ def test_api_reads_stay_fast_with_100k_objects(large: Cluster) -> None:
 def test_pages_stay_responsive_with_100k_objects(driver, large: Cluster) -> None:  # type: ignore[no-untyped-def]
     page = Page(driver, large.urls[0])
     for fragment, ready in (
-        ("#/machines", f"#machine-list tr[data-machine='big'] .chip[data-state='held']"),
+        ("#/machines", "#machine-list tr[data-machine='big'] .chip[data-state='held']"),
         ("#/machines/big", f"#machine-diagram g.count[data-count='{TOTAL - HELD}']"),
         ("#/objects?machine=big", "#object-list tr[data-id='o-000049']"),
         ("#/objects?machine=big&state=held", "#object-list tr[data-id='o-095976']"),
