@@ -16,6 +16,14 @@ from tests.cluster.harness import Cluster
 from .browser import Page, start_browser
 
 BULK = 3000  # objects of the `bulk` machine: paging must not depend on the total
+OPEN_VOTE = """\
+states:
+  draft: {}
+  done: {terminal: true}
+transitions:
+  create: {from: null, to: draft}
+  finish: {from: draft, to: done, votes: {voters: any, quorum: 2}}
+"""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,6 +43,8 @@ def seed(cluster: Cluster) -> None:
                           ("deploy", "deploy")):
         r = http.put(f"/v1/machines/{name}", body=source(example), content_type="application/yaml")
         assert r.status in (200, 201), r
+    r = http.put("/v1/machines/open-vote", body=OPEN_VOTE, content_type="application/yaml")
+    assert r.status == 201, r
     for i in range(1, 6):
         assert http.post(f"/v1/machines/lock/objects/l-{i}/transitions/create", json={}).status == 201
     for i in (1, 2):

@@ -92,6 +92,20 @@ def test_transition_form_and_vote_buttons(page: Page, ui_cluster: Cluster) -> No
     assert page.console_errors() == []
 
 
+def test_anyone_may_vote_on_an_open_vote(page: Page, ui_cluster: Cluster) -> None:
+    http = ui_cluster.http(0)
+    assert http.post("/v1/machines/open-vote/objects/o-1/transitions/create", json={}).status == 201
+    assert http.post("/v1/machines/open-vote/objects/o-1/transitions/finish", json={}).status == 202
+    page.open("#/objects/open-vote/o-1", "#voter-name")
+    page.click("#vote-approve-any")
+    page.wait_text("#vote-result", "enter the voter's name")
+    page.wait_css("#voter-name").send_keys("dave")
+    page.click("#vote-approve-any")
+    page.wait_css("#pending tr[data-voter='dave'] .badge.ok")
+    assert http.get("/v1/machines/open-vote/objects/o-1").json["pending"]["votes"] == {"dave": True}
+    assert page.console_errors() == []
+
+
 def test_lists_are_paged_by_the_node(page: Page, ui_cluster: Cluster) -> None:
     started = time.monotonic()
     page.open("#/objects?machine=bulk", "#object-list tr[data-id='b-00049']")

@@ -91,3 +91,17 @@ def test_dashboard_files_are_served_by_every_node(ui_cluster: Cluster) -> None:
     assert r.status == 404
     r = http.get("/ui/nothing.js")
     assert (r.status, r.error_code) == (404, "not_found")
+
+
+def test_a_member_that_does_not_answer_is_shown_down(ui_cluster: Cluster) -> None:
+    follower = ui_cluster.follower_indexes()[-1]
+    asking = next(i for i in range(3) if i != follower)
+    ui_cluster.pause(follower)
+    try:
+        view = ui_cluster.http(asking).get("/v1/cluster/nodes").json
+        down = [n for n in view["nodes"] if not n["ok"]]
+        assert [n["http"] for n in down] == [ui_cluster.nodes[follower].http], view
+        assert "no answer" in down[0]["error"]
+    finally:
+        ui_cluster.resume(follower)
+        ui_cluster.wait_ready()

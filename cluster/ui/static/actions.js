@@ -3,7 +3,7 @@
 // answer, refusals included, is shown next to the form.
 
 import { objectPath, request, seg } from "./api.js";
-import { errorBox, fill, h } from "./dom.js";
+import { errorBox, fill, h, when } from "./dom.js";
 
 // Transitions of `definition` (canonical JSON) allowed from `state` (null: creations).
 export function allowedTransitions(definition, state) {
@@ -61,31 +61,47 @@ export function transitionForm({ machine, definition, object, create, onDone, re
 }
 
 // The pending change with one approve/reject pair per voter who has not voted.
-// Answers go to `result` (kept by the page, so a refresh does not wipe them).
+// Answers go to `result` (kept by the page, so a refresh does not wipe them). A change
+// open to any voter (`voters: "any"`) gets a name field for the voter.
 export function pendingView(machine, object, result, onDone) {
   const p = object.pending;
   if (!p) return h("p", { class: "muted", id: "no-pending" }, "No pending change.");
-  const rows = p.voters.map((voter) => {
+  const listed = Array.isArray(p.voters) ? p.voters : Object.keys(p.votes);
+  const rows = listed.map((voter) => {
     const vote = p.votes[voter];
     const cell = vote === undefined
-      ? [voteButton(machine, object, voter, true, result, onDone),
-        voteButton(machine, object, voter, false, result, onDone)]
+      ? [voteButton(machine, object, () => voter, voter, true, result, onDone),
+        voteButton(machine, object, () => voter, voter, false, result, onDone)]
       : h("span", { class: vote ? "badge ok" : "badge bad" }, vote ? "approved" : "rejected");
     return h("tr", { "data-voter": voter }, h("td", {}, voter), h("td", {}, cell));
   });
+  if (!Array.isArray(p.voters)) {
+    const name = h("input", { id: "voter-name", placeholder: "voter (your principal)" });
+    const who = () => name.value.trim();
+    rows.push(h("tr", {}, h("td", {}, name), h("td", {},
+      voteButton(machine, object, who, "any", true, result, onDone),
+      voteButton(machine, object, who, "any", false, result, onDone))));
+  }
   const approvals = Object.values(p.votes).filter((v) => v).length;
+  const of = Array.isArray(p.voters) ? `of ${p.voters.length} ` : "";
   return h("div", { id: "pending" },
-    h("p", {}, h("b", {}, p.transition), ` needs ${p.required} of ${p.voters.length} approvals `,
-      `(${approvals} so far); change `, h("code", {}, p.change.slice(0, 16))),
+    h("p", {}, h("b", {}, p.transition), ` needs ${p.required} ${of}approvals `,
+      `(${approvals} so far); change `, h("code", {}, p.change.slice(0, 16)),
+      p.expires_at ? h("span", { class: "muted" }, ` · expires ${when(p.expires_at)}`) : null),
     p.data && Object.keys(p.data).length ? h("pre", { class: "json" }, JSON.stringify(p.data, null, 2)) : null,
     h("table", { class: "grid" }, h("tbody", {}, rows)));
 }
 
-function voteButton(machine, object, voter, approve, result, onDone) {
+function voteButton(machine, object, voterOf, key, approve, result, onDone) {
   const label = approve ? "Approve" : "Reject";
   return h("button", {
-    type: "button", class: approve ? "approve" : "reject", id: `vote-${approve ? "approve" : "reject"}-${voter}`,
+    type: "button", class: approve ? "approve" : "reject", id: `vote-${approve ? "approve" : "reject"}-${key}`,
     onclick: async () => {
+      const voter = voterOf();
+      if (!voter) {
+        fill(result, errorBox({ code: "invalid_request", message: "enter the voter's name first" }));
+        return;
+      }
       try {
         const answer = await request("PUT", `${objectPath(machine, object.id)}/votes/${seg(voter)}`,
           { json: { approve, change: object.pending.change } });
@@ -95,5 +111,5 @@ function voteButton(machine, object, voter, approve, result, onDone) {
         fill(result, errorBox(err));
       }
     },
-  }, `${label} as ${voter}`);
+  }, key === "any" ? label : `${label} as ${key}`);
 }
