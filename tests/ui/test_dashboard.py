@@ -74,6 +74,19 @@ def test_object_page_follows_a_transition_made_through_the_api(page: Page, ui_cl
     assert page.console_errors() == []
 
 
+def test_an_object_is_created_from_its_machine_page(page: Page, ui_cluster: Cluster) -> None:
+    page.open("#/machines/lock", "#create-form #new-id")
+    page.wait_css("#create-form #new-id").send_keys("made-in-ui")
+    page.click("#create-form #run")
+    page.wait_css("#object-diagram g.state.current[data-state='free']")  # now on its page
+    assert ui_cluster.http(2).get("/v1/machines/lock/objects/made-in-ui").json["version"] == 1
+    page.open("#/machines/lock", "#create-form #new-id")
+    page.wait_css("#create-form #new-id").send_keys("made-in-ui")
+    page.click("#create-form #run")
+    page.wait_text("#action-result", "object_exists")  # the node's refusal, shown
+    assert page.console_errors(allow=("409 (Conflict)",)) == []
+
+
 def test_transition_form_and_vote_buttons(page: Page, ui_cluster: Cluster) -> None:
     page.open("#/objects/approval/req-1", "#object-diagram g.state.current[data-state='draft']")
     page.wait_css("#transition-form option[value='submit']").click()
