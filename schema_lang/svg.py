@@ -101,9 +101,13 @@ def _layout(
     columns: dict[int, list[str]] = {}
     for name in ([START] if START in layer else []) + names:
         columns.setdefault(layer[name], []).append(name)
+    incoming: dict[str, list[str]] = {}
+    for source, target in pairs:
+        if source != target:
+            incoming.setdefault(target, []).append(source)
     row: dict[str, float] = {}
     for k in sorted(columns):
-        preds = {n: [row[s] for s, t in pairs if t == n and s in row and s != n] for n in columns[k]}
+        preds = {n: [row[s] for s in incoming.get(n, ()) if s in row] for n in columns[k]}
         columns[k].sort(key=lambda n: (sum(preds[n]) / len(preds[n]) if preds[n] else 1e9, n))
         row.update({n: float(i) for i, n in enumerate(columns[k])})
     boxes = {n: Box(n, layer[n], int(row[n]), _width(n, counts)) for n in layer}
@@ -121,15 +125,18 @@ def _layout(
 
 
 def _layers(names: list[str], pairs: list[tuple[str, str]]) -> dict[str, int]:
+    outgoing: dict[str, list[str]] = {}
+    for source, target in pairs:
+        outgoing.setdefault(source, []).append(target)
     layer: dict[str, int] = {}
     queue: deque[str] = deque()
-    if any(s == START for s, _ in pairs):
+    if START in outgoing:
         layer[START] = 0
         queue.append(START)
     while queue:
         here = queue.popleft()
-        for source, target in pairs:
-            if source == here and target not in layer:
+        for target in outgoing.get(here, ()):
+            if target not in layer:
                 layer[target] = layer[here] + 1
                 queue.append(target)
     for name in names:

@@ -4,6 +4,7 @@ and the state reads the dashboard pages on (id prefix, objects per state)."""
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -68,6 +69,18 @@ def test_svg_is_well_formed_deterministic_and_has_every_state(name: str) -> None
     width, height = float(root.get("width", 0)), float(root.get("height", 0))
     for x, y in re.findall(r'<text x="([-\d.]+)" y="([-\d.]+)"', svg):
         assert 0 <= float(x) <= width and 0 <= float(y) <= height, (name, x, y)
+
+
+def test_svg_of_a_machine_at_the_edge_limit_is_bounded() -> None:
+    # 1,000 states in a chain and 9 `from: '*'` transitions: ~10,000 edges (MAX_EDGES)
+    lines = ["machine: big", "states:", *[f"  s{i}: {{}}" for i in range(1000)], "transitions:",
+             "  create: {from: null, to: s0}", *[f"  t{i}: {{from: s{i}, to: s{i + 1}}}" for i in range(999)],
+             *[f"  x{i}: {{from: '*', to: s{i * 97}}}" for i in range(9)]]
+    machine = compile_machine("\n".join(lines) + "\n")
+    started = time.perf_counter()
+    svg = render_svg(machine, counts={"s0": 1})
+    assert time.perf_counter() - started < 2.0  # ~0.3 s here (1.4 s when each state scanned every edge)
+    assert svg.count('class="state') == 1000
 
 
 def test_svg_draws_names_with_every_allowed_character() -> None:

@@ -13,15 +13,13 @@ from aiohttp import web
 
 from cluster.core.machines import compiled
 from cluster.core.state import ClusterState
-from schema_lang import render_dot, render_mermaid
 from schema_lang.diagrams import marks_from_history
-from schema_lang.svg import render_svg
 
 from .. import inputs
 from ..context import node_of
 from ..responses import json_response, read_state
 from .cluster import cluster_status
-from .machines import DIAGRAM_TYPES
+from .machines import DIAGRAM_TYPES, render_diagram
 from .objects import require_machine, require_object
 from .table import CONSISTENCY, READ_ERRORS, Param, Route
 
@@ -90,10 +88,8 @@ async def object_diagram(request: web.Request) -> web.Response:
     (entry, record, history), headers = await read_state(request, read)
     machine = compiled(entry, record.revision)  # the revision the object lives under
     marks = marks_from_history(machine, record.state, reversed(history))
-    if fmt == "svg":
-        text = render_svg(machine, marks)
-    else:
-        text = render_mermaid(machine, marks) if fmt == "mermaid" else render_dot(machine, marks)
+    # at most MAX_EDGES edges (the cost model), rendered off the request loop
+    text = await asyncio.get_running_loop().run_in_executor(None, render_diagram, machine, fmt, marks)
     headers["ETag"] = f'"{record.version}"'
     return web.Response(text=text, content_type=DIAGRAM_TYPES[fmt], headers=headers)
 
