@@ -76,7 +76,9 @@ class TokenTable:
 
 
 def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    # a header's non-UTF-8 bytes arrive as lone surrogates (surrogateescape): hash the
+    # bytes as sent, which match no token, instead of failing to encode them (a 500)
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 def load_auth_file(path: str) -> TokenTable:

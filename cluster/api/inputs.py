@@ -20,14 +20,24 @@ from schema_lang.limits import MAX_INT, MIN_INT
 from .errors import ApiError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._~:@-]{1,200}")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+DOT_SEGMENTS = frozenset({".", ".."})  # HTTP clients rewrite these out of a path
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also takes '²', '١', '①'
+_DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ms|s|m)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 MAX_LIMIT = 1000
 # an integer literal of 20+ digits may be past 64 bits, which orjson reads as a float
 _LONG_DIGITS = re.compile(rb"\d{20}")
+MAX_VERSION = 2**63 - 1
 
 
 def check_id(value: str, what: str = "id") -> str:
+    if value in DOT_SEGMENTS:
+        raise ApiError(
+            "invalid_id",
+            f"{what} {value!r} is not valid: '.' and '..' are path segments HTTP clients "
+            "rewrite away; use another name",
+            [{"path": what, "message": "must not be '.' or '..'"}],
+        )
     if not ID_PATTERN.fullmatch(value):
         shown = value if len(value) <= 60 else value[:57] + "..."
         raise ApiError(
@@ -144,8 +154,11 @@ def optional_data(body: dict[str, Any], settings: Settings, key: str = "data") -
 def optional_version(value: Any, what: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ApiError("invalid_request", f"{what} must be a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VERSION:
+        raise ApiError(
+            "invalid_request",
+            f"{what} must be an integer from 0 to {MAX_VERSION}, got {shown(repr(value))}",
+        )
     return value
 
 
@@ -159,9 +172,11 @@ def expected_version(request: web.Request, body: dict[str, Any]) -> int | None:
         if tag.startswith("W/"):
             tag = tag[2:]
         tag = tag.strip('"')
-        if not tag.isdigit():
+        if not _DIGITS.fullmatch(tag):
             raise ApiError(
-                "invalid_request", f'If-Match must be an object version such as "3", got {header!r}'
+                "invalid_request",
+                f'If-Match must be an object version such as "3" (ASCII digits, at most 18), '
+                f"got {shown(header)}",
             )
         from_header = int(tag)
     if from_body is not None and from_header is not None and from_body != from_header:
@@ -185,9 +200,11 @@ def timeout(request: web.Request, settings: Settings) -> float:
     raw = request.query.get("timeout")
     if raw is None:
         return settings.request_timeout
-    match = _DURATION.match(raw.strip())
+    match = _DURATION.fullmatch(raw.strip())
     if not match:
-        raise ApiError("invalid_request", f"timeout {raw!r} is not a duration such as 500ms, 5s or 1m")
+        raise ApiError(
+            "invalid_request", f"timeout {shown(raw)} is not a duration such as 500ms, 5s or 1m"
+        )
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if not 0 < seconds <= settings.max_request_timeout:
         raise ApiError(
@@ -201,9 +218,17 @@ def limit(request: web.Request, default: int = 100) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError("invalid_request", f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(
+            "invalid_request", f"limit must be an integer from 1 to {MAX_LIMIT}, got {shown(raw)}"
+        )
     return int(raw)
+
+
+def shown(value: str, room: int = 60) -> str:
+    """A caller's value quoted for an error message, cut to `room` characters."""
+    text = repr(value)
+    return text if len(text) <= room else text[: room - 3] + "..."
 
 
 def consistency(request: web.Request) -> str:

@@ -30,7 +30,7 @@ import orjson
 
 from . import errors
 from .errors import *  # noqa: F403 - the errors are part of the client's API
-from .errors import FsmError, Unavailable
+from .errors import FsmError, InvalidRequest, Unavailable
 from .transport import DEFAULT_URL, Response, RetryPolicy, Transport, normalize_urls
 
 __all__ = [
@@ -49,6 +49,11 @@ R = TypeVar("R")
 
 
 def _seg(value: str) -> str:
+    if value in (".", ".."):
+        # yarl would rewrite the path (/objects/. -> /objects/): refuse, as the server does
+        raise InvalidRequest(
+            "invalid_id", f"{value!r} is not a valid id or name: '.' and '..' are refused", (), None
+        )
     return quote(value, safe=":@~._-")
 
 
