@@ -10,7 +10,14 @@ from .limits import check_data, check_text
 from .machines import compiled, require_machine
 from .outcome import Outcome, Rejected
 from .records import ObjectRecord, TaskRecord
-from .transitions import advance, choose_candidate, history_limit, transition_defs, transition_event
+from .transitions import (
+    advance,
+    choose_candidate,
+    history_limit,
+    stage_change,
+    transition_defs,
+    transition_event,
+)
 from .tx import Tx
 from .votes import require_object
 
@@ -57,6 +64,11 @@ def report_task(tx: Tx, cmd: TaskReport) -> Outcome:
             f"all tasks are completed but '{NEXT}' cannot fire: {exc.rejection.message}",
             list(exc.rejection.details),
         ) from None
+    if chosen.votes is not None:  # a voted `next` waits for its votes like any other
+        proposed = stage_change(tx, updated, chosen, payload)
+        assert proposed.pending is not None
+        body = {"object": proposed.to_json(), "task": task.to_json()}
+        return Outcome("pending", {**body, "pending": proposed.pending.to_json()})
     final, event = advance(tx, entry, machine, updated, cmd.id, chosen, payload)
     return Outcome("applied", {"object": final.to_json(), "task": task.to_json(), "event": event})
 

@@ -4,7 +4,11 @@ The leader proposes a `Tick` when the earliest deadline is due by its clock; the
 entry's timestamp, not any node's clock, decides what fires, so every node fires
 the same deadlines. Deadlines are never removed early: one that no longer
 applies (the object moved on, the change was decided) is skipped when it comes
-due.
+due. A deadline fires only if the object or change it was set for still waits
+for exactly that moment (`expires_at_ms == due`): versions restart at 1 when an
+object is removed and created again, and a change proposed again after a
+withdrawal is a new proposal, so a version or change id alone could let an old
+deadline fire on a new incarnation.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from schema_lang.limits import MAX_TRANSITION_STEPS
 from .machines import compiled
 from .outcome import Outcome, Rejected
 from .state import Deadline
-from .transitions import advance, choose_candidate, transition_defs
+from .transitions import advance, choose_candidate, stage_change, transition_defs
 from .tx import Tx
 from .votes import expire_change
 
@@ -48,14 +52,14 @@ def tick(tx: Tx) -> Outcome:
 
 
 def fire(tx: Tx, deadline: Deadline) -> bool:
-    _, machine_name, oid, kind, reference = deadline
+    due, machine_name, oid, kind, reference = deadline
     record = tx.get_object((machine_name, oid))
     if record is None:
         return False
     if kind == "vote":
-        return expire_change(tx, record, reference)
-    if record.version != reference or record.expires_at_ms is None:
-        return False  # a later transition restarted or cleared the timer
+        return expire_change(tx, record, reference, due)
+    if record.version != reference or record.expires_at_ms != due:
+        return False  # a later transition (or a new incarnation) restarted or cleared the timer
     entry = tx.machine(machine_name)
     if entry is None:
         return False
@@ -67,5 +71,8 @@ def fire(tx: Tx, deadline: Deadline) -> bool:
     cleared = dataclasses.replace(record, pending=None)
     defs = transition_defs(machine, timeout.transition)
     chosen = choose_candidate(tx, machine, cleared, oid, timeout.transition, defs, {})
+    if chosen.votes is not None:  # a voted timeout transition is proposed, not applied
+        stage_change(tx, cleared, chosen, {})
+        return True
     advance(tx, entry, machine, cleared, oid, chosen, {})
     return True

@@ -358,6 +358,8 @@ def run_then(
         )
         if chosen is None:
             continue  # a chained step that cannot apply here is skipped, like a Choice default
+        if chosen.votes is not None:
+            return stage_change(tx, record, chosen, payload)  # the chain waits for the votes
         current = tx.machine(entry.name) or entry
         record, _ = advance(tx, current, machine, record, record.id, chosen, payload, depth + 1)
         if tx.get_object((record.machine, record.id)) is None:
@@ -372,9 +374,14 @@ def charged_failures(
     return candidate_failures(machine, record, d, ctx)
 
 
-def change_id(oid: str, base_version: int, transition: str, data: dict[str, Any]) -> str:
+def change_id(
+    oid: str, base_version: int, transition: str, data: dict[str, Any], index: int
+) -> str:
+    """Unique per proposal: the log index tells apart the same change proposed again (after
+    a withdrawal, or on an object removed and created again), so a vote or deadline meant
+    for an earlier proposal is `stale_change` / skipped, never counted for the new one."""
     digest = hashlib.sha256()
-    digest.update(f"{oid}\x00{base_version}\x00{transition}\x00".encode())
+    digest.update(f"{oid}\x00{base_version}\x00{transition}\x00{index}\x00".encode())
     digest.update(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
     return digest.hexdigest()[:32]
 
@@ -382,11 +389,21 @@ def change_id(oid: str, base_version: int, transition: str, data: dict[str, Any]
 def propose_change(
     tx: Tx, record: ObjectRecord, d: TransitionDef, payload: dict[str, Any]
 ) -> Outcome:
+    updated = stage_change(tx, record, d, payload)
+    assert updated.pending is not None
+    return Outcome("pending", {"object": updated.to_json(), "pending": updated.pending.to_json()})
+
+
+def stage_change(
+    tx: Tx, record: ObjectRecord, d: TransitionDef, payload: dict[str, Any]
+) -> ObjectRecord:
+    """Makes a voted transition the object's pending change, whatever fired it (a request, a
+    `then` step, the `next` of completed tasks, a state timeout): it never applies unvoted."""
     votes = d.votes
     assert votes is not None
     expires = tx.now_ms + votes.timeout_ms if votes.timeout_ms else None
     pending = PendingChange(
-        change=change_id(record.id, record.version, d.name, payload),
+        change=change_id(record.id, record.version, d.name, payload, tx.index),
         transition=d.name,
         data=payload,
         base_version=record.version,
@@ -405,7 +422,7 @@ def propose_change(
     tx.record_event((record.machine, record.id), event, history_limit(tx, record))
     if expires is not None:
         tx.schedule((expires, record.machine, record.id, "vote", pending.change))
-    return Outcome("pending", {"object": updated.to_json(), "pending": pending.to_json()})
+    return updated
 
 
 def replace_pending(tx: Tx, record: ObjectRecord, pending: PendingChange | None) -> ObjectRecord:

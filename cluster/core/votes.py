@@ -65,9 +65,11 @@ def withdraw(tx: Tx, cmd: Withdraw) -> Outcome:
     return close_change(tx, record, record.pending, "withdrawn", "vote", "withdrawn by request")
 
 
-def expire_change(tx: Tx, record: ObjectRecord, change: str) -> bool:
-    """Rejects a pending change whose vote timeout passed; False when it is already gone."""
-    if record.pending is None or record.pending.change != change:
+def expire_change(tx: Tx, record: ObjectRecord, change: str, due: int) -> bool:
+    """Rejects a pending change whose vote timeout passed; False when it is already gone
+    (or when this deadline was set for an earlier proposal of the same change)."""
+    pending = record.pending
+    if pending is None or pending.change != change or pending.expires_at_ms != due:
         return False
     close_change(tx, record, record.pending, "expired", "expired", "the vote timeout passed")
     return True

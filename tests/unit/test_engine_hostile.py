@@ -1,0 +1,153 @@
+"""Wrong answers hostile or careless use could get from the engine (issue 17, items 9-12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster.core.entries import DeleteObject, TaskReport, Vote, Withdraw
+
+from .engine_driver import T0, Driver
+
+VOTED_THEN = """
+machine: vt
+states:
+  draft: {}
+  review: {}
+  approved: {terminal: true}
+transitions:
+  create: {from: null, to: draft}
+  submit: {from: draft, to: review, then: [{transition: approve}]}
+  approve:
+    from: review
+    to: approved
+    votes: {voters: [alice, bob], quorum: 2}
+"""
+
+VOTED_NEXT = """
+machine: vn
+states:
+  build:
+    tasks: [{name: compile}]
+  released: {terminal: true}
+transitions:
+  start: {from: null, to: build}
+  next:
+    from: build
+    to: released
+    votes: {voters: [alice], quorum: 1}
+"""
+
+VOTED_TIMEOUT = """
+machine: vto
+states:
+  waiting: {timeout: {after: 10s, transition: escalate}}
+  escalated: {}
+transitions:
+  create: {from: null, to: waiting}
+  escalate:
+    from: waiting
+    to: escalated
+    votes: {voters: [alice], quorum: 1}
+"""
+
+TIMED = """
+machine: timed
+states:
+  waiting: {timeout: {after: 10s, transition: expire}}
+  expired: {}
+transitions:
+  create: {from: null, to: waiting}
+  expire: {from: waiting, to: expired}
+"""
+
+APPROVAL = """
+machine: approval
+states:
+  draft: {}
+  approved: {terminal: true}
+transitions:
+  create: {from: null, to: draft}
+  approve:
+    from: draft
+    to: approved
+    votes: {voters: [alice, bob, carol], quorum: 2, timeout: 10m}
+"""
+
+
+@pytest.fixture
+def d() -> Driver:
+    driver = Driver()
+    for name, source in [("vt", VOTED_THEN), ("vn", VOTED_NEXT), ("vto", VOTED_TIMEOUT),
+                         ("timed", TIMED), ("approval", APPROVAL)]:
+        driver.machine(name, source)
+    return driver
+
+
+# -- item 9: a voted transition never applies without its votes --------------------------
+
+
+def test_a_then_step_into_a_voted_transition_becomes_a_pending_change(d: Driver) -> None:
+    d.move("vt", "doc", "create")
+    outcome = d.move("vt", "doc", "submit")
+    assert outcome.ok, outcome.error
+    obj = d.obj("vt", "doc")
+    assert obj is not None
+    assert obj["state"] == "review"  # `submit` applied; `approve` waits for alice and bob
+    assert obj["pending"]["transition"] == "approve"
+    change = obj["pending"]["change"]
+    assert d.run(Vote("vt", "doc", "alice", True, change)).body["outcome"] == "pending"
+    assert d.run(Vote("vt", "doc", "bob", True, change)).status == "applied"
+    assert d.obj("vt", "doc")["state"] == "approved"  # type: ignore[index]
+
+
+def test_a_voted_next_waits_for_its_votes_when_the_tasks_complete(d: Driver) -> None:
+    d.move("vn", "r1", "start")
+    outcome = d.run(TaskReport("vn", "r1", "compile", "completed", data={"build": 7}))
+    assert outcome.status == "pending", outcome
+    obj = d.obj("vn", "r1")
+    assert obj is not None and obj["state"] == "build"
+    assert obj["pending"]["transition"] == "next"
+    assert obj["pending"]["data"] == {"build": 7}
+    assert d.run(Vote("vn", "r1", "alice", True, obj["pending"]["change"])).status == "applied"
+    assert d.obj("vn", "r1")["state"] == "released"  # type: ignore[index]
+
+
+def test_a_voted_timeout_transition_is_proposed_not_applied(d: Driver) -> None:
+    d.move("vto", "t1", "create")
+    assert d.tick(T0 + 10_000).body["fired"] == 1
+    obj = d.obj("vto", "t1")
+    assert obj is not None and obj["state"] == "waiting"
+    assert obj["pending"]["transition"] == "escalate"
+
+
+# -- item 10: a deadline never fires on a later incarnation ------------------------------
+
+
+def test_a_recreated_object_does_not_time_out_at_the_old_objects_deadline(d: Driver) -> None:
+    d.move("timed", "x", "create")  # deadline T0 + 10 s
+    d.now = T0 + 1_000
+    assert d.run(DeleteObject("timed", "x")).ok
+    d.now = T0 + 5_000
+    d.move("timed", "x", "create")  # version 1 again; its deadline is T0 + 15 s
+    d.tick(T0 + 11_000)
+    assert d.obj("timed", "x")["state"] == "waiting"  # type: ignore[index]
+    d.tick(T0 + 15_000)
+    assert d.obj("timed", "x")["state"] == "expired"  # type: ignore[index]
+
+
+def test_a_change_proposed_again_expires_at_its_own_deadline(d: Driver) -> None:
+    d.move("approval", "doc", "create")
+    first = d.move("approval", "doc", "approve").body["pending"]["change"]  # expires T0 + 10 m
+    d.now = T0 + 60_000
+    assert d.run(Withdraw("approval", "doc")).ok
+    d.now = T0 + 300_000
+    again = d.move("approval", "doc", "approve").body["pending"]  # expires T0 + 15 m
+    d.tick(T0 + 600_001)
+    obj = d.obj("approval", "doc")
+    assert obj is not None and obj["pending"] is not None, "expired at the first proposal's deadline"
+    assert obj["pending"]["change"] == again["change"]
+    # a vote meant for the withdrawn proposal is not counted for the new one
+    stale = d.run(Vote("approval", "doc", "alice", True, first))
+    assert stale.error is not None and stale.error.code == "stale_change"
+    d.tick(T0 + 900_000)
+    assert d.obj("approval", "doc")["pending"] is None  # type: ignore[index]
