@@ -72,6 +72,8 @@ def dumps(state: ClusterState) -> bytes:
                 [k, r.fingerprint, r.outcome, r.at_ms] for k, r in state.idempotency.items()
             ],
             "deadlines": [list(d) for d in state.deadlines],
+            "tombstones": [[m, i, v] for (m, i), v in state.tombstones.items()],
+            "version_floors": state.version_floors,
         }
     )
 
@@ -97,6 +99,9 @@ def loads(blob: bytes) -> ClusterState:
         for key, fingerprint, outcome, at_ms in raw["idempotency"]:
             state.idempotency[key] = IdempotencyRecord(fingerprint, outcome, at_ms)
         state.deadlines = [tuple(d) for d in raw["deadlines"]]  # already a heap
+        # absent from snapshots written before tombstones existed
+        state.tombstones = {(m, i): v for m, i, v in raw.get("tombstones", ())}
+        state.version_floors = dict(raw.get("version_floors", {}))
         return state
     except CorruptState:
         raise

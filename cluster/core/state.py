@@ -22,6 +22,10 @@ Deadline = tuple[int, str, str, str, Any]
 
 DEFAULT_IDEMPOTENCY_WINDOW_MS = 10 * 60 * 1000
 DEFAULT_IDEMPOTENCY_MAX_KEYS = 100_000
+# Removed objects whose id was not created again remember their last version, so a new
+# object of that id continues above it (the version is a fencing token: it never goes
+# backwards for an id). Past this many, the oldest is folded into its machine's floor.
+MAX_TOMBSTONES = 100_000
 
 
 class ClusterState:
@@ -38,6 +42,9 @@ class ClusterState:
         self.histories: dict[ObjectKey, tuple[dict[str, Any], ...]] = {}
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.deadlines: list[Deadline] = []
+        self.tombstones: dict[ObjectKey, int] = {}  # removed id -> its last version
+        self.version_floors: dict[str, int] = {}  # machine -> largest forgotten tombstone
+        self.max_tombstones = MAX_TOMBSTONES
         self.idempotency_window_ms = idempotency_window_ms
         self.idempotency_max_keys = idempotency_max_keys
 
@@ -120,6 +127,11 @@ class ClusterState:
                         return out
         return out
 
+    def version_before(self, key: ObjectKey) -> int:
+        """The version a new object of this id continues from: 0 unless the id was used."""
+        found = self.tombstones.get(key)
+        return found if found is not None else self.version_floors.get(key[0], 0)
+
     def next_deadline_ms(self) -> int | None:
         return self.deadlines[0][0] if self.deadlines else None
 
@@ -142,6 +154,17 @@ class ClusterState:
         if table is None:
             table = self.objects[machine] = SortedDict()
         table[oid] = record
+
+    def put_tombstone(self, key: ObjectKey, version: int | None) -> None:
+        """Remember (or, None: forget) a removed object's last version, bounded."""
+        self.tombstones.pop(key, None)
+        if version is None:
+            return
+        self.tombstones[key] = version
+        while len(self.tombstones) > self.max_tombstones:
+            (machine, oid) = next(iter(self.tombstones))
+            oldest = self.tombstones.pop((machine, oid))
+            self.version_floors[machine] = max(self.version_floors.get(machine, 0), oldest)
 
     def push_deadline(self, deadline: Deadline) -> None:
         heapq.heappush(self.deadlines, deadline)

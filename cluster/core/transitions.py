@@ -247,7 +247,8 @@ def advance(
     to = d.to or (record.state if record else "")
     entered = record is None or to != record.state
     state_def = machine.states[to]
-    version = (record.version if record else 0) + 1
+    # a new object continues above the last version its id had (fencing tokens only grow)
+    version = (record.version if record else tx.version_before((machine.name, oid))) + 1
     expires_at = tx.now_ms + state_def.timeout.after_ms if state_def.timeout else None
     new_record = ObjectRecord(
         machine=machine.name,

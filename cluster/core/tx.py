@@ -31,6 +31,7 @@ class Tx:
         self._objects: dict[ObjectKey, ObjectRecord | None] = {}
         self._histories: dict[ObjectKey, tuple[dict[str, Any], ...]] = {}
         self._machines: dict[str, MachineEntry | None] = {}
+        self._tombstones: dict[ObjectKey, int | None] = {}
         self.deadlines: list[Deadline] = []
         self.events: list[dict[str, Any]] = []
 
@@ -59,6 +60,15 @@ class Tx:
             return self.parent.get_history(key)
         return self.state.histories.get(key, ())
 
+    def version_before(self, key: ObjectKey) -> int:
+        """The version a new object of this id continues from (see ClusterState)."""
+        found = self._tombstones.get(key, _MISSING)
+        if found is not _MISSING:
+            return found or 0  # type: ignore[return-value]
+        if self.parent is not None:
+            return self.parent.version_before(key)
+        return self.state.version_before(key)
+
     def machine(self, name: str) -> MachineEntry | None:
         found = self._machines.get(name, _MISSING)
         if found is not _MISSING:
@@ -70,9 +80,14 @@ class Tx:
     # -- staged writes ----------------------------------------------------
 
     def put_object(self, key: ObjectKey, record: ObjectRecord | None) -> None:
+        previous = self.get_object(key)
         self._objects[key] = record
         if record is None:
             self._histories[key] = ()
+            if previous is not None:  # the id keeps its last version for a later creation
+                self._tombstones[key] = previous.version
+        elif previous is None:
+            self._tombstones[key] = None  # created again: the object carries the version now
 
     def record_event(self, key: ObjectKey, event: dict[str, Any], keep: int) -> None:
         """Adds an event to the entry's output and to the object's bounded history."""
@@ -98,6 +113,7 @@ class Tx:
         parent._objects.update(self._objects)
         parent._histories.update(self._histories)
         parent._machines.update(self._machines)
+        parent._tombstones.update(self._tombstones)
         parent.deadlines.extend(self.deadlines)
         parent.events.extend(self.events)
 
@@ -115,6 +131,8 @@ class Tx:
                 state.histories[key] = history
             else:
                 state.histories.pop(key, None)
+        for key, version in self._tombstones.items():
+            state.put_tombstone(key, version)
         for deadline in self.deadlines:
             state.push_deadline(deadline)
         state.clock_ms = self.now_ms

@@ -151,3 +151,54 @@ def test_a_change_proposed_again_expires_at_its_own_deadline(d: Driver) -> None:
     assert stale.error is not None and stale.error.code == "stale_change"
     d.tick(T0 + 900_000)
     assert d.obj("approval", "doc")["pending"] is None  # type: ignore[index]
+
+
+# -- item 11: a fencing token (the version) never goes backwards for an id ---------------
+
+
+def _lock(d: Driver) -> None:
+    from .engine_driver import LOCK
+
+    d.machine("lock", LOCK)
+
+
+def test_a_recreated_lock_continues_above_its_last_token(d: Driver) -> None:
+    _lock(d)
+    d.move("lock", "db-1", "create")
+    d.move("lock", "db-1", "acquire", {"owner": "w1"})
+    d.move("lock", "db-1", "release", {"owner": "w1"})
+    held = d.move("lock", "db-1", "acquire", {"owner": "w1"})
+    token = held.body["object"]["version"]
+    assert token == 4
+    assert d.run(DeleteObject("lock", "db-1")).ok
+    assert d.move("lock", "db-1", "create").body["object"]["version"] == 5
+    again = d.move("lock", "db-1", "acquire", {"owner": "w2"})
+    assert again.body["object"]["version"] > token  # 6: the stale holder's 4 loses
+
+
+def test_tombstones_survive_a_snapshot_and_are_bounded(d: Driver) -> None:
+    from cluster.core import codec
+
+    _lock(d)
+    d.state.max_tombstones = 2
+    for name in ("a", "b", "c"):
+        d.move("lock", name, "create")
+        d.move("lock", name, "acquire", {"owner": "w1"})
+        d.run(DeleteObject("lock", name))
+    # "a" was forgotten first: its version went into the machine's floor
+    assert sorted(d.state.tombstones) == [("lock", "b"), ("lock", "c")]
+    assert d.state.version_floors == {"lock": 2}
+    d.state = codec.loads(codec.dumps(d.state))
+    for name in ("a", "b", "c", "never-used"):
+        assert d.move("lock", name, "create").body["object"]["version"] == 3, name
+    assert d.state.tombstones == {}  # a created id carries its version itself again
+
+
+def test_a_rejected_entry_leaves_no_tombstone(d: Driver) -> None:
+    from cluster.core import codec
+
+    _lock(d)
+    d.move("lock", "x", "create")
+    before = codec.dumps(d.state)
+    assert not d.run(DeleteObject("lock", "nope")).ok
+    assert codec.dumps(d.state) == before
