@@ -13,11 +13,41 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cluster.core.state import ClusterState
 from cluster.errors import ClusterError
 
 from .context import ClusterNode
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def idempotency_gauges(node: ClusterNode) -> Iterator[Metric]:
+    """The Idempotency-Key table: how full it is and the window it keeps every key for
+    (keyed writes beyond capacity are refused with 429, so the window never shrinks)."""
+
+    def read(state: ClusterState) -> tuple[int, int, int, int | None, int]:
+        return (len(state.idempotency), state.idempotency_max_keys, state.idempotency_window_ms,
+                state.idempotency_oldest_ms(), state.clock_ms)
+
+    try:
+        keys, capacity, window_ms, oldest_ms, clock_ms = node.read(read)
+    except ClusterError:
+        return
+    window = window_ms / 1000
+    gauges = {
+        "fsm_idempotency_keys": ("Idempotency-Keys remembered in the state", keys),
+        "fsm_idempotency_capacity_keys": ("most Idempotency-Keys the state remembers", capacity),
+        "fsm_idempotency_effective_window_seconds": (
+            "every remembered key is kept at least this long (beyond capacity, keyed writes "
+            "are refused with 429 instead of forgetting keys early)", window),
+        "fsm_idempotency_sustained_keyed_writes_per_second": (
+            "keyed writes per second the table holds for the whole window", capacity / max(window, 1)),
+        "fsm_idempotency_oldest_key_age_seconds": (
+            "age of the oldest remembered key, by the state's clock",
+            (clock_ms - oldest_ms) / 1000 if oldest_ms is not None else 0),
+    }
+    for name, (doc, value) in gauges.items():
+        yield GaugeMetricFamily(name, doc, value=value)
 
 
 class RaftCollector(Collector):
@@ -57,6 +87,7 @@ class RaftCollector(Collector):
         yield CounterMetricFamily(
             "fsm_raft_leader_changes", "leader changes seen by this node", value=status.leader_changes
         )
+        yield from idempotency_gauges(self.node)
         barriers = getattr(getattr(self.node, "reads", None), "barriers_sent", None)
         if barriers is not None:
             yield CounterMetricFamily(

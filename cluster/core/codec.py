@@ -97,6 +97,8 @@ def loads(blob: bytes) -> ClusterState:
         for machine, oid, events in raw["histories"]:
             state.histories[(machine, oid)] = tuple(events)
         for key, fingerprint, outcome, at_ms in raw["idempotency"]:
+            if not isinstance(outcome, str):  # snapshots before records were compacted
+                outcome = orjson.dumps(outcome).decode()
             state.idempotency[key] = IdempotencyRecord(fingerprint, outcome, at_ms)
         state.deadlines = [tuple(d) for d in raw["deadlines"]]  # already a heap
         # absent from snapshots written before tombstones existed

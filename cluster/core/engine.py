@@ -61,7 +61,9 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
                         "use a new key for a new request",
                     )
                 )
-            return dataclasses.replace(outcome_from_dict(prior.outcome), events=())
+            return dataclasses.replace(outcome_from_dict(orjson.loads(prior.outcome)), events=())
+        if state.idempotency_full(key, now):
+            return Outcome.rejected(idempotency_overloaded(state))
     tx = Tx(state, now, entry.index)
     try:
         outcome = DISPATCH[type(command)](tx, command)
@@ -72,10 +74,22 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
     tx.commit()
     outcome = Outcome(outcome.status, outcome.body, None, tuple(tx.events), outcome.results)
     if key:
-        state.remember_idempotency(
-            key, IdempotencyRecord(fingerprint, outcome_to_dict(outcome), now)
-        )
+        record = orjson.dumps(outcome_to_dict(outcome)).decode()
+        state.remember_idempotency(key, IdempotencyRecord(fingerprint, record, now))
     return outcome
+
+
+def idempotency_overloaded(state: ClusterState) -> Rejection:
+    """Keyed writes beyond what the table holds for the whole window are refused, never
+    remembered for less than the promised window (a retry could then apply twice)."""
+    window_s = state.idempotency_window_ms // 1000
+    rate = state.idempotency_max_keys / max(window_s, 1)
+    return Rejection(
+        "overloaded",
+        f"too many keyed writes: {state.idempotency_max_keys} Idempotency-Keys of the last "
+        f"{window_s}s are remembered (about {rate:.0f} keyed writes/s sustained); retry later, "
+        "or send writes that need no retry protection without a key",
+    )
 
 
 def command_fingerprint(command: Command) -> str:

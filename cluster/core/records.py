@@ -158,5 +158,7 @@ class MachineEntry:
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
     fingerprint: str  # hash of the command: a reused key with another request is refused
-    outcome: dict[str, Any]  # the original outcome, encoded by codec.outcome_to_dict
+    # the original outcome (codec.outcome_to_dict) as JSON text: one string instead of a
+    # tree of dicts is about half the memory per key, and is decoded only on a replay
+    outcome: str
     at_ms: int

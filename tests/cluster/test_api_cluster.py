@@ -40,7 +40,9 @@ def test_metrics_are_prometheus_text(cluster3: Cluster) -> None:
     assert r.headers["Content-Type"].startswith("text/plain")
     for name in ("fsm_http_requests_total", "fsm_http_request_duration_seconds_bucket",
                  "fsm_raft_term", "fsm_raft_commit_index", "fsm_raft_applied_index",
-                 "fsm_raft_leader_changes_total", "fsm_read_barriers_total"):
+                 "fsm_raft_leader_changes_total", "fsm_read_barriers_total",
+                 "fsm_idempotency_keys", "fsm_idempotency_capacity_keys",
+                 "fsm_idempotency_effective_window_seconds 600.0"):
         assert name in r.text, name
     assert 'route="/v1/machines"' in r.text
 

@@ -202,3 +202,46 @@ def test_a_rejected_entry_leaves_no_tombstone(d: Driver) -> None:
     before = codec.dumps(d.state)
     assert not d.run(DeleteObject("lock", "nope")).ok
     assert codec.dumps(d.state) == before
+
+
+# -- item 12: an Idempotency-Key is never forgotten before its window ---------------------
+
+
+def test_keyed_writes_beyond_capacity_are_refused_not_forgotten_early() -> None:
+    from cluster.core.state import ClusterState
+
+    from .engine_driver import LOCK
+
+    d = Driver(ClusterState(idempotency_max_keys=3))
+    d.machine("lock", LOCK)
+    for i in range(3):
+        assert d.move("lock", f"l{i}", "create", key=f"k{i}").ok
+        d.now += 1_000
+    refused = d.move("lock", "l3", "create", key="k3")
+    assert refused.error is not None and refused.error.code == "overloaded", refused
+    assert "retry later" in refused.error.message
+    assert d.obj("lock", "l3") is None  # nothing applied
+    # every remembered key still answers a retry with the original outcome
+    d.run(DeleteObject("lock", "l0"))
+    retry = d.move("lock", "l0", "create", key="k0")
+    assert retry.status == "created" and retry.body["object"]["version"] == 1  # a replay
+    assert d.obj("lock", "l0") is None  # not applied twice
+    # writes without a key, and retries of a remembered key, still go through
+    assert d.move("lock", "u", "create").ok
+    # once the oldest key's window has passed, its slot is free again
+    d.now += 600_000
+    assert d.move("lock", "l3", "create", key="k3").ok
+    assert "k0" not in d.state.idempotency and "k3" in d.state.idempotency
+
+
+def test_a_snapshot_from_before_compact_idempotency_records_still_loads(d: Driver) -> None:
+    import orjson
+
+    from cluster.core import codec
+
+    d.move("timed", "k", "create", key="key-1")
+    raw = orjson.loads(codec.dumps(d.state))
+    raw["idempotency"] = [[k, f, orjson.loads(o), at] for k, f, o, at in raw["idempotency"]]
+    del raw["tombstones"], raw["version_floors"]
+    state = codec.loads(orjson.dumps(raw))
+    assert codec.dumps(state) == codec.dumps(d.state)
