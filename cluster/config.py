@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,8 @@ class Settings:
     auto_tick_period: float = 0.02
     log_compaction_entries: int = 5000
     log_compaction_seconds: float = 300.0
+    # test only, no flag: FSM_CLOCK_OFFSET_MS shifts this node's wall clock (a skewed node)
+    clock_offset_ms: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -232,6 +235,10 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     peers: Sequence[str] = getattr(args, "peer", None) or [
         p for p in environ.get("FSM_PEERS", "").split(",") if p.strip()
     ]
+    offset = environ.get("FSM_CLOCK_OFFSET_MS", "0").strip()
+    if not re.fullmatch(r"-?[0-9]{1,15}", offset):
+        raise SettingsError(f"FSM_CLOCK_OFFSET_MS={offset!r} is not a whole number of ms")
+    values["clock_offset_ms"] = int(offset)
     values["data_dir"] = Path(str(values["data_dir"]))
     values["peers"] = tuple(Peer.parse(p) for p in peers)
     return Settings(**values).validate()  # type: ignore[arg-type]

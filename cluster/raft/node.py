@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -33,6 +34,7 @@ from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
 from cluster.storage.snapshot_file import SnapshotHooks, SnapshotInfo
 
+from .clock import LeaderClock, stamp_command
 from .group_commit import GroupCommit
 from .journal import adopt, align_with_dump
 from .log_guard import SnapshotGuard, without_needless_truncation
@@ -100,6 +102,8 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         self._leader_changes = 0
         self._status_at = 0.0
         self._tick_sent_at = 0.0
+        self.clock = LeaderClock(settings.clock_offset_ms)
+        self._stamped_ids: frozenset[int] | None = None
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump)
         super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
         # compaction that survives a kill -9 (journal.py); pysyncobj's tick thread sleeps
@@ -115,25 +119,29 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         self.addOnTickCallback(self._on_raft_tick)
 
     @replicated
-    def apply_entry(self, blob: bytes) -> Outcome:
-        entry, outcome = self._apply_blob(blob, last=True)
+    def apply_entry(self, blob: bytes, stamp: int | None = None) -> Outcome:
+        """`stamp`: the leader's time for the entry (`_applyCommand`); None in old logs."""
+        entry, outcome = self._apply_blob(blob, last=True, stamp=stamp)
         self._notify(entry, outcome)
         return outcome
 
     @replicated
-    def apply_group(self, blobs: tuple[bytes, ...]) -> list[Outcome]:
+    def apply_group(self, blobs: tuple[bytes, ...], stamp: int | None = None) -> list[Outcome]:
         """Group commit (group_commit.py): entries that share one Raft entry, applied in order."""
-        applied = [self._apply_blob(blob, last=i == len(blobs) - 1) for i, blob in enumerate(blobs)]
+        last = len(blobs) - 1
+        applied = [self._apply_blob(blob, i == last, stamp) for i, blob in enumerate(blobs)]
         outcomes = [outcome for _, outcome in applied]
         # listeners see one call per Raft index, as for a batch: every event, in order
         events = tuple(event for outcome in outcomes for event in outcome.events)
         self._notify(applied[-1][0], Outcome("ok", events=events, results=tuple(outcomes)))
         return outcomes
 
-    def _apply_blob(self, blob: bytes, last: bool) -> tuple[Entry, Outcome]:
+    def _apply_blob(self, blob: bytes, last: bool, stamp: int | None) -> tuple[Entry, Outcome]:
         index = self.raftLastApplied + 1
         try:
             entry = decode(blob, index)
+            if stamp is not None:
+                entry = dataclasses.replace(entry, at_ms=stamp)
         except CorruptEntry as exc:
             # applying anything else would diverge from the other members: stop the node
             log.critical("log entry %d cannot be decoded, stopping: %s", index, exc)
@@ -156,6 +164,21 @@ class RaftMember(SyncObj):  # type: ignore[misc]
                 listener(entry, outcome)
             except Exception:
                 log.exception("applied-entry listener failed")
+
+    def _applyCommand(self, command: bytes, callback: Any, commandType: int | None = None) -> None:  # noqa: N802, N803
+        # pysyncobj's entry point for every command this node appends or forwards: our own
+        # (commandType given) and those a follower forwarded to us (type byte included).
+        # The leader stamps its time on ours and theirs here; a follower stamps nothing.
+        if self._isLeader():
+            command = self._stamped(command, commandType)
+        super()._applyCommand(command, callback, commandType)
+
+    def _stamped(self, command: bytes, command_type: int | None) -> bytes:
+        if self._stamped_ids is None:
+            self._stamped_ids = frozenset(
+                self._methodToID[self._getFuncName(name)] for name in ("apply_entry", "apply_group")
+            )
+        return stamp_command(command, command_type, self._stamped_ids, self.clock.stamp)
 
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
         # pysyncobj binds its message handler by this (name-mangled) attribute, so this
@@ -213,7 +236,7 @@ class RaftMember(SyncObj):  # type: ignore[misc]
     def _propose_due_tick(self, now: float) -> None:
         """Timers fire through `Tick` entries that only the leader proposes."""
         due = self.state.next_deadline_ms()
-        now_ms = int(time.time() * 1000)
+        now_ms = self.clock.wall_ms()
         if due is None or now_ms < due or now - self._tick_sent_at < TICK_RETRY_SECONDS:
             return
         self._tick_sent_at = now
@@ -282,7 +305,7 @@ class RaftNode:
             raise Unavailable(f"this node is not connected to the leader {status.leader}")
         entry = Entry(
             command,
-            at_ms=int(time.time() * 1000),
+            at_ms=0,  # unstamped: the leader stamps it as it appends it (RaftMember._applyCommand)
             request_id=self._next_request_id(),
             idempotency_key=idempotency_key,
             principal=principal,
