@@ -11,9 +11,8 @@ keeps it held; a lock held for 30 s without a renew expires back to `free`. The
 fencing token is the object's version right after `acquire`: versions only grow for
 a name, even across leader changes and when the lock object is removed and created
 again (it continues above its last version), so storage that remembers the largest
-token it saw can
-refuse a writer whose lease expired while it was paused. The lock object is
-created on first use. An owner is 1-64 characters of `a-z 0-9 -`.
+token it saw can refuse a writer whose lease expired while it was paused. The lock
+object is created on first use. An owner is 1-64 characters of `a-z 0-9 -`.
 """
 
 from __future__ import annotations
