@@ -143,7 +143,7 @@ class Settings:
 
 def parse_address(text: str, flag: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
         raise SettingsError(f"{flag} expects HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
 

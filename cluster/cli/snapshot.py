@@ -78,7 +78,7 @@ def _pick(store: SnapshotStore, which: str) -> tuple[SnapshotMeta, bytes]:
         if found is None:
             raise SnapshotError(f"no valid snapshot for cluster {store.cluster_id!r} in the {store.kind} store")
         return found
-    if not which.isdigit():
+    if not (which.isascii() and which.isdigit() and len(which) <= 18):
         raise SnapshotError(f"expected a Raft index or 'latest', got {which!r}")
     return store.load(int(which))
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster import client_errors as errors
-from cluster.client import AsyncClient, Lock
+from cluster.client import AsyncClient, Lock, errors
 
 from .conftest import lock_source
 from .harness import Cluster

@@ -112,3 +112,11 @@ def test_a_non_utf8_authorization_header_is_unauthorized_not_500(header: bytes) 
     status_line = answer.split(b"\r\n", 1)[0]
     assert b" 401 " in status_line, answer[:300]
     assert b'"unauthorized"' in answer
+
+
+@pytest.mark.parametrize("port", ["①", "²", "١", "9" * 5000])
+def test_addresses_take_ascii_port_numbers_only(port: str) -> None:
+    from cluster.config import SettingsError, parse_address
+
+    with pytest.raises(SettingsError):
+        parse_address(f"127.0.0.1:{port}", "--http")
