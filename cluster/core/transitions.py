@@ -274,6 +274,8 @@ def advance(
     if record is None:
         entry = entry.with_objects(new_record.revision, +1)
         tx.put_machine(entry.name, entry)
+        if version > 1:  # created again: the object carries its version, not a tombstone
+            tx.put_tombstone(key, None)
     tx.put_object(key, new_record)
     tx.record_event(key, event, machine.history)
     if d.emit:
@@ -325,6 +327,7 @@ def remove_object(tx: Tx, record: ObjectRecord, reason: str) -> None:
     if entry is not None:
         tx.put_machine(entry.name, entry.with_objects(record.revision, -1))
     tx.put_object(key, None)
+    tx.put_tombstone(key, record.version)
 
 
 def run_then(

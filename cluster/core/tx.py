@@ -80,14 +80,13 @@ class Tx:
     # -- staged writes ----------------------------------------------------
 
     def put_object(self, key: ObjectKey, record: ObjectRecord | None) -> None:
-        previous = self.get_object(key)
         self._objects[key] = record
         if record is None:
             self._histories[key] = ()
-            if previous is not None:  # the id keeps its last version for a later creation
-                self._tombstones[key] = previous.version
-        elif previous is None:
-            self._tombstones[key] = None  # created again: the object carries the version now
+
+    def put_tombstone(self, key: ObjectKey, version: int | None) -> None:
+        """A removed id keeps its last version for a later creation (None: forget it)."""
+        self._tombstones[key] = version
 
     def record_event(self, key: ObjectKey, event: dict[str, Any], keep: int) -> None:
         """Adds an event to the entry's output and to the object's bounded history."""
