@@ -43,7 +43,9 @@ def outcome_response(outcome: Outcome) -> web.Response:
             body.update(error_body(outcome.error.code, outcome.error.message, outcome.error.details))
         return json_response(body, status)
     if outcome.error is not None:
-        return json_response(outcome.error.as_json(), status)
+        # the engine's 429 (the Idempotency-Key table is full for its window): retry later
+        retry = {"Retry-After": "1"} if outcome.error.code == "overloaded" else None
+        return json_response(outcome.error.as_json(), status, retry)
     return json_response(outcome.body, status, etag_headers(outcome.body))
 
 
