@@ -1,9 +1,10 @@
 """A node's Raft member (pysyncobj) and the asyncio-facing `RaftNode` the API uses.
 
-`RaftMember` is the one SyncObj subclass: its single replicated method,
-`apply_entry`, decodes a committed entry and runs it through the pure engine.
-pysyncobj runs it on its own thread. `RaftNode` lives on the asyncio thread:
-it stamps and proposes entries, waits for their outcome, serves linearizable
+`RaftMember` is the one SyncObj subclass: its replicated methods (`apply_entry`,
+`apply_group`) decode committed entries and run them through the pure engine;
+pysyncobj runs them on its own thread, and the leader stamps their time as it
+appends them (`_applyCommand`, clock.py). `RaftNode` lives on the asyncio thread:
+it proposes entries, waits for their outcome, serves linearizable
 reads through a `ReadBarrier`, and reports status. Results cross from the Raft
 thread to asyncio only via `loop.call_soon_threadsafe`. See DESIGN.md.
 """
