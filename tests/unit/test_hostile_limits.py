@@ -115,10 +115,10 @@ def test_thousands_of_unknown_states_give_a_bounded_answer_quickly() -> None:
     lines = ["machine: typos", "states:", *[f"  state{i}: {{}}" for i in range(900)]]
     lines += ["transitions:", "  create: {from: null, to: state0}"]
     lines += [f"  t{i}: {{from: state0, to: stat{i}x}}" for i in range(2000)]
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a busy machine must not fail the bound
     with pytest.raises(SchemaError) as info:
         compile_machine("\n".join(lines) + "\n")
-    took = time.perf_counter() - started
+    took = time.process_time() - started
     details = [p.as_detail() for p in info.value.problems]
     assert took < 3.0
     assert len(details) == MAX_PROBLEMS + 1
