@@ -92,7 +92,7 @@ def retry_tasks(tx: Tx, cmd: RetryTasks) -> Outcome:
     updated = with_tasks(tx, record, tasks) if retried else record
     for task in updated.tasks:
         if task.name in retried:
-            record_task_event(tx, updated, task)
+            record_task_event(tx, updated, task, "retried")
     return Outcome("ok", {"object": updated.to_json(), "retried": retried})
 
 
@@ -110,11 +110,15 @@ def merged_task_data(tasks: tuple[TaskRecord, ...]) -> dict[str, Any]:
     return merged
 
 
-def record_task_event(tx: Tx, record: ObjectRecord, task: TaskRecord) -> None:
+def record_task_event(
+    tx: Tx, record: ObjectRecord, task: TaskRecord, status: str | None = None
+) -> None:
+    """`status`: completed or failed (a report), retried (re-issued); `issued` is in `advance`."""
     event = {
         **transition_event(tx, record, "task", "", task.data),
         "task": task.name,
-        "status": task.status,
+        "status": status or task.status,
         "error": task.error,
+        "attempts": task.attempts,
     }
     tx.record_event((record.machine, record.id), event, history_limit(tx, record))

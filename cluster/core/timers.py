@@ -20,7 +20,7 @@ from schema_lang.limits import MAX_TRANSITION_STEPS
 from .machines import compiled
 from .outcome import Outcome, Rejected
 from .state import Deadline
-from .transitions import advance, choose_candidate, stage_change, transition_defs
+from .transitions import advance, choose_candidate, stage_change, transition_defs, transition_event
 from .tx import Tx
 from .votes import expire_change
 
@@ -71,6 +71,11 @@ def fire(tx: Tx, deadline: Deadline) -> bool:
     cleared = dataclasses.replace(record, pending=None)
     defs = transition_defs(machine, timeout.transition)
     chosen = choose_candidate(tx, machine, cleared, oid, timeout.transition, defs, {})
+    tx.publish({  # on the feed before what it causes; the history keeps the move
+        **transition_event(tx, record, "expired", timeout.transition, None),
+        "expired": "timeout",
+        "reason": f"state '{record.state}' timed out",
+    })
     if chosen.votes is not None:  # a voted timeout transition is proposed, not applied
         stage_change(tx, cleared, chosen, {})
         return True

@@ -280,6 +280,10 @@ def advance(
     tx.record_event(key, event, machine.history)
     if d.emit:
         tx.publish({**event, "kind": "emitted", "event": d.emit})
+    if entered:
+        for task in new_record.tasks:  # the feed tells workers; the history keeps reports
+            tx.publish({**event, "kind": "task", "data": task.config, "task": task.name,
+                        "status": "issued", "error": None, "attempts": task.attempts})
     if expires_at is not None:
         tx.schedule((expires_at, machine.name, oid, "timeout", version))
     if state_def.terminal and state_def.remove:
@@ -422,6 +426,7 @@ def stage_change(
         **transition_event(tx, updated, "vote", d.name, payload),
         "outcome": "proposed",
         "change": pending.change,
+        "tally": {"approve": 0, "reject": 0, "required": pending.required},
     }
     tx.record_event((record.machine, record.id), event, history_limit(tx, record))
     if expires is not None:

@@ -47,10 +47,12 @@ def vote(tx: Tx, cmd: Vote) -> Outcome:
         return Outcome("ok", vote_body(record, pending, "pending"))
     pending = dataclasses.replace(pending, votes={**pending.votes, cmd.voter: cmd.approve})
     if pending.approvals() >= pending.required:
+        record_vote_event(tx, record, pending, "approved", cmd.voter)
         return apply_change(tx, record, pending)
     if unreachable(pending):
         return close_change(
-            tx, record, pending, "rejected", "vote", "rejections made the quorum unreachable"
+            tx, record, pending, "rejected", "vote", "rejections made the quorum unreachable",
+            voter=cmd.voter,
         )
     updated = replace_pending(tx, record, pending)
     record_vote_event(tx, updated, pending, "pending", cmd.voter)
@@ -116,10 +118,16 @@ def apply_change(tx: Tx, record: ObjectRecord, pending: PendingChange) -> Outcom
 
 
 def close_change(
-    tx: Tx, record: ObjectRecord, pending: PendingChange, outcome: str, kind: str, reason: str
+    tx: Tx,
+    record: ObjectRecord,
+    pending: PendingChange,
+    outcome: str,
+    kind: str,
+    reason: str,
+    voter: str | None = None,
 ) -> Outcome:
     updated = replace_pending(tx, record, None)
-    record_vote_event(tx, updated, pending, outcome, None, kind=kind, reason=reason)
+    record_vote_event(tx, updated, pending, outcome, voter, kind=kind, reason=reason)
     return Outcome("ok", vote_body(updated, pending, outcome))
 
 
@@ -137,12 +145,25 @@ def record_vote_event(
         **transition_event(tx, record, kind, pending.transition, pending.data),
         "change": pending.change,
         "outcome": outcome,
+        "tally": tally(pending),
     }
     if voter is not None:
         event["voter"] = voter
+        event["approve"] = pending.votes.get(voter)
     if reason is not None:
         event["reason"] = reason
+    if kind == "expired":
+        event["expired"] = "vote"
     tx.record_event((record.machine, record.id), event, history_limit(tx, record))
+
+
+def tally(pending: PendingChange) -> dict[str, Any]:
+    """The count of the change's votes so far, for the feed."""
+    return {
+        "approve": pending.approvals(),
+        "reject": pending.rejections(),
+        "required": pending.required,
+    }
 
 
 def vote_body(record: ObjectRecord, pending: PendingChange, outcome: str) -> dict[str, Any]:
