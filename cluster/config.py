@@ -75,6 +75,9 @@ class Settings:
     log_compaction_seconds: float = 300.0
     # test only, no flag: FSM_CLOCK_OFFSET_MS shifts this node's wall clock (a skewed node)
     clock_offset_ms: int = 0
+    events_window: int = 100_000  # recent events a node keeps for GET /v1/events
+    events_buffer: int = 10_000  # events queued per watcher before it is cut off
+    events_keepalive: float = 15.0  # seconds between SSE keep-alive comments
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -114,6 +117,9 @@ class Settings:
             "--max-data-bytes": self.max_data_bytes,
             "--max-definition-bytes": self.max_definition_bytes,
             "--max-batch-operations": self.max_batch_operations,
+            "--events-window": self.events_window,
+            "--events-buffer": self.events_buffer,
+            "--events-keepalive": self.events_keepalive,
         }
         for flag, value in positive.items():
             if value <= 0:
@@ -193,6 +199,9 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "auto-tick-period": (float, "Raft thread poll period in seconds (default 0.02)"),
     "log-compaction-entries": (int, "snapshot after this many log entries (default 5000)"),
     "log-compaction-seconds": (float, "or after this many seconds (default 300)"),
+    "events-window": (int, "recent events kept for GET /v1/events (default 100000)"),
+    "events-buffer": (int, "events queued per watcher before it is cut off (default 10000)"),
+    "events-keepalive": (float, "seconds between SSE keep-alive comments (default 15)"),
 }
 
 

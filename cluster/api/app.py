@@ -8,6 +8,7 @@ wrong methods included) and records request metrics.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -16,9 +17,10 @@ from aiohttp import web
 from cluster import ui
 from cluster.config import Settings
 from cluster.errors import Timeout, Unavailable
+from cluster.events.hub import EventHub
 
 from .auth import auth_middleware, load_auth_file
-from .context import METRICS, NODE, OPENAPI, SETTINGS, ClusterNode
+from .context import EVENTS, METRICS, NODE, OPENAPI, SETTINGS, ClusterNode
 from .errors import ApiError, error_response
 from .metrics import Metrics
 from .openapi import build_openapi
@@ -34,12 +36,29 @@ def build_app(node: ClusterNode, settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[NODE] = node
     app[SETTINGS] = settings
-    app[METRICS] = Metrics(node)
+    window = getattr(node, "events", None)
+    if window is not None:
+        add_feed(app, EventHub(window, settings.events_buffer))
+    app[METRICS] = Metrics(node, app.get(EVENTS))
     routes = [*all_routes(), *ui.ROUTES]
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
     app[OPENAPI] = build_openapi(routes)
     return app
+
+
+def add_feed(app: web.Application, hub: EventHub) -> None:
+    """The event feed's hub: delivers on this app's loop while it runs, ends streams on stop."""
+    app[EVENTS] = hub
+
+    async def start(_: web.Application) -> None:
+        hub.attach(asyncio.get_running_loop())
+
+    async def stop(_: web.Application) -> None:
+        hub.detach()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
 
 
 def route_label(request: web.Request) -> str:

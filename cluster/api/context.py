@@ -56,6 +56,7 @@ class ClusterNode(Protocol):
 NODE = web.AppKey("node", Any)  # a ClusterNode
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Any)  # cluster.api.metrics.Metrics
+EVENTS = web.AppKey("events", Any)  # cluster.events.hub.EventHub, when the node keeps a feed
 OPENAPI = web.AppKey("openapi", dict)  # this app's OpenAPI document, built from its routes
 
 

@@ -8,6 +8,7 @@ status, never from pysyncobj's internals.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -95,8 +96,27 @@ class RaftCollector(Collector):
             )
 
 
+class FeedCollector(Collector):
+    """The event feed: open watchers, events held, watchers cut off for falling behind."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self.hub
+        yield GaugeMetricFamily("fsm_events_watchers", "open event-feed watchers", value=hub.open)
+        yield GaugeMetricFamily("fsm_events_window_events", "events held in the feed window",
+                                value=len(hub.window))
+        yield GaugeMetricFamily("fsm_events_window_last_index", "log index of the newest entry "
+                                "the window has seen", value=hub.window.last)
+        yield CounterMetricFamily("fsm_events_watchers_cut_off", "watchers cut off for falling "
+                                  "behind", value=hub.cut)
+        yield CounterMetricFamily("fsm_events_delivered", "events queued to live watchers",
+                                  value=hub.delivered)
+
+
 class Metrics:
-    def __init__(self, node: ClusterNode) -> None:
+    def __init__(self, node: ClusterNode, hub: Any = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "fsm_http_requests", "HTTP requests answered", ["method", "route", "status"],
@@ -107,6 +127,8 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self.registry.register(RaftCollector(node))
+        if hub is not None:
+            self.registry.register(FeedCollector(hub))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -30,6 +30,7 @@ from cluster.core.entries import Barrier, Command, CorruptEntry, Entry, Tick, de
 from cluster.core.outcome import Outcome, Rejection
 from cluster.core.state import ClusterState
 from cluster.errors import ClusterError, Timeout, Unavailable
+from cluster.events.window import EventWindow
 from cluster.storage.background_dump import BackgroundSnapshotHooks
 from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
@@ -87,7 +88,10 @@ def build_conf(
 
 class RaftMember(SyncObj):  # type: ignore[misc]
     def __init__(
-        self, settings: Settings, on_snapshot_written: Callable[[int | None], None] = lambda index: None
+        self,
+        settings: Settings,
+        on_snapshot_written: Callable[[int | None], None] = lambda index: None,
+        events: EventWindow | None = None,
     ) -> None:
         # everything the Raft thread touches must exist before SyncObj starts it
         self.state = ClusterState(idempotency_window_ms=int(settings.idempotency_window * 1000))
@@ -97,6 +101,9 @@ class RaftMember(SyncObj):  # type: ignore[misc]
                                                  dump_file=settings.snapshot_file)
         self.status_view = RaftStatus.initial(settings.raft)
         self.applied_listeners: list[Callable[[Entry, Outcome], None]] = []
+        self.events = events  # the feed's window: filled after each apply, reset by a snapshot
+        if events is not None:  # before SyncObj starts: the journal replay fills it too
+            self.applied_listeners.append(lambda e, o: events.append_entry(e.index, o.events))
         self.applied_through = 0  # index of the last entry apply_entry finished
         self.snapshot_guard = SnapshotGuard()
         self._leader_seen: object = None
@@ -195,6 +202,8 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         raft_data = self.snapshots.deserialize(path)
         align_with_dump(self._SyncObj__raftLog, raft_data)  # before pysyncobj compares them
         self._give_up_on_replaced_entries(raft_data[0][1])
+        if self.events is not None:
+            self.events.reset(raft_data[0][1])
         return raft_data
 
     def _give_up_on_replaced_entries(self, last_index: int) -> None:
@@ -263,12 +272,13 @@ class RaftNode:
             lambda blobs, cb: self._require_member().apply_group(blobs, callback=cb),
         )
         self.http_of: dict[str, str | None] = settings.peer_http()
+        self.events = EventWindow(settings.events_window)
 
     def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = storage = NodeStorage(self.settings)
         storage.recover()  # an empty data dir + --redis: the newest snapshot, before Raft starts
-        self.member = member = RaftMember(self.settings, storage.notify_dump)
+        self.member = member = RaftMember(self.settings, storage.notify_dump, self.events)
         storage.attach(member, lambda: member.status_view.is_leader, member.applied_listeners)
         log.info("raft member %s started (peers: %s)", self.settings.raft,
                  ", ".join(p.raft for p in self.settings.peers) or "none")

@@ -7,7 +7,7 @@ Imports run one way: the resource modules use `table`; this package collects the
 
 from __future__ import annotations
 
-from . import batch, cluster, machines, objects, operations, tasks, transitions, views, votes
+from . import batch, cluster, events, machines, objects, operations, tasks, transitions, views, votes
 from .table import Param, Route
 
 __all__ = ["Param", "Route", "all_routes"]
@@ -15,6 +15,7 @@ __all__ = ["Param", "Route", "all_routes"]
 
 def all_routes() -> list[Route]:
     routes: list[Route] = []
-    for module in (machines, objects, transitions, votes, tasks, batch, cluster, operations, views):
+    for module in (machines, objects, transitions, votes, tasks, batch, events, cluster, operations,
+                   views):
         routes.extend(module.ROUTES)
     return routes

@@ -44,12 +44,22 @@ def cluster_status(node: ClusterNode) -> dict[str, Any]:
         "members": members,
         "snapshot": snapshot_body(snapshot),
         **projection_body(node),
+        **events_body(node),
     }
 
 
 def snapshot_body(info: SnapshotInfo) -> dict[str, Any]:
     return {"store": info.store, "last_index": info.last_index, "last_at": iso_ms(info.last_at_ms),
             "size": info.size, "ok": info.ok, "error": info.error}
+
+
+def events_body(node: ClusterNode) -> dict[str, Any]:
+    """The event feed's window: resume with `since` >= `floor`; `first`/`last` indexes held."""
+    window = getattr(node, "events", None)
+    if window is None:
+        return {}
+    return {"events": {"first_index": window.first_index(), "last_index": window.last,
+                       "floor": window.floor, "held": len(window), "capacity": window.capacity}}
 
 
 def projection_body(node: ClusterNode) -> dict[str, Any]:

@@ -1,0 +1,184 @@
+"""The bounded window of recent events a node keeps, filled on the Raft thread after apply.
+
+`EventWindow.append_entry` runs on the Raft thread (an applied-entry listener): it
+encodes each event of the entry once, appends it to a ring buffer and hands the
+batch to `on_entry` (the asyncio side hands it on with `call_soon_threadsafe`;
+nothing here blocks). Readers on the asyncio thread take pages out of the ring
+under the same short lock.
+
+Positions: `floor` is the highest log index whose events may no longer all be
+held (0 on a node that applied the log from its start; a snapshot's index after
+loading one; the index of the last event pushed out of the ring). A reader may
+resume after any index `>= floor`; older is `Gone`. `last` is the index of the
+last entry applied, with or without events.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+MAX_SCAN = 20_000  # events one read looks at, at most (plus the rest of its last index)
+KINDS = ("created", "transition", "removed", "emitted", "task", "vote", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One event as the feed stores it: what filters look at, and its JSON once encoded."""
+
+    index: int
+    machine: str
+    object: str
+    kind: str
+    blob: bytes  # the SPEC 4.7 event JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What a reader follows; an empty set follows everything of that dimension."""
+
+    machines: frozenset[str] = frozenset()
+    objects: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+
+    def matches(self, event: FeedEvent) -> bool:
+        return (
+            (not self.machines or event.machine in self.machines)
+            and (not self.objects or event.object in self.objects)
+            and (not self.kinds or event.kind in self.kinds)
+        )
+
+
+class Gone(Exception):
+    """The reader asked to resume after an index the window no longer fully holds."""
+
+    def __init__(self, since: int, floor: int, behind: int | None = None) -> None:
+        if behind is not None:
+            message = (
+                f"this watcher fell more than {behind} events behind and was cut off; "
+                f"resume after index {since} (Last-Event-ID) and read faster"
+            )
+        else:
+            message = (
+                f"events after index {since} are no longer held by this node (it holds those "
+                f"after index {floor}); re-read the objects you follow, then resume with "
+                f"since >= {floor}"
+            )
+        super().__init__(message)
+        self.message = message
+        self.since = since
+        self.floor = floor
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    events: list[FeedEvent]
+    next: int  # resume after this index
+
+
+def feed_event(event: Mapping[str, Any]) -> FeedEvent:
+    return FeedEvent(
+        index=int(event["index"]),
+        machine=str(event.get("machine", "")),
+        object=str(event.get("object", "")),
+        kind=str(event.get("kind", "")),
+        blob=orjson.dumps(event),
+    )
+
+
+class EventWindow:
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("the event window needs room for at least one event")
+        self.capacity = capacity
+        self._ring: list[FeedEvent | None] = [None] * capacity
+        self._start = 0  # sequence number of the oldest event held
+        self._end = 0  # sequence number the next event gets
+        self.floor = 0
+        self.last = 0
+        self.resets = 0
+        self._lock = threading.Lock()
+        self.on_entry: Callable[[int, Sequence[FeedEvent], bool], None] | None = None
+
+    # -- the Raft thread ----------------------------------------------------
+
+    def append_entry(self, index: int, events: Iterable[Mapping[str, Any]]) -> None:
+        """Called once per applied Raft entry, in log order, with every event it produced."""
+        batch = [feed_event(e) for e in events]
+        with self._lock:
+            for event in batch:
+                self._push(event)
+            self.last = max(self.last, index)
+        if self.on_entry is not None:
+            self.on_entry(index, batch, False)
+
+    def reset(self, index: int) -> None:
+        """The state was replaced by a snapshot through `index`: events before it are unknown."""
+        with self._lock:
+            self._ring = [None] * self.capacity
+            self._start = self._end = 0
+            self.floor = self.last = index
+            self.resets += 1
+        if self.on_entry is not None:
+            self.on_entry(index, [], True)
+
+    def _push(self, event: FeedEvent) -> None:
+        if self._end - self._start == self.capacity:
+            evicted = self._ring[self._start % self.capacity]
+            assert evicted is not None
+            self.floor = max(self.floor, evicted.index)
+            self._start += 1
+        self._ring[self._end % self.capacity] = event
+        self._end += 1
+
+    # -- readers --------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def first_index(self) -> int | None:
+        with self._lock:
+            if self._end == self._start:
+                return None
+            first = self._ring[self._start % self.capacity]
+            return first.index if first is not None else None
+
+    def read(self, since: int, wanted: Filter, limit: int, scan: int = MAX_SCAN) -> Page:
+        """Matching events after index `since`: `limit` of them, or fewer when the window
+        (or the `scan` budget, which keeps the lock short) ends first.
+
+        A page never ends inside an index: it takes the rest of the last index's
+        events, so `next` (the index to resume after) never splits one.
+        """
+        with self._lock:
+            if since < self.floor:
+                raise Gone(since, self.floor)
+            seq = self._first_after(since)
+            out: list[FeedEvent] = []
+            previous = since
+            while seq < self._end:
+                event = self._ring[seq % self.capacity]
+                assert event is not None
+                if event.index != previous and (len(out) >= limit or scan <= 0):
+                    return Page(out, previous)
+                if wanted.matches(event):
+                    out.append(event)
+                previous = event.index
+                seq, scan = seq + 1, scan - 1
+            return Page(out, max(self.last, since))
+
+    def _first_after(self, since: int) -> int:
+        low, high = self._start, self._end
+        while low < high:
+            mid = (low + high) // 2
+            event = self._ring[mid % self.capacity]
+            assert event is not None
+            if event.index <= since:
+                low = mid + 1
+            else:
+                high = mid
+        return low
