@@ -1,4 +1,5 @@
-"""Client commands of the CLI: `machine`, `object`, `transition`, `vote`, `withdraw`, `status`.
+"""Client commands of the CLI: `machine`, `object`, `transition`, `vote`, `withdraw`, `watch`,
+`status`.
 
 They talk to a running cluster through `cluster.client` and fail over between the
 nodes given by `--url` (repeatable) or `FSM_URL` (comma-separated), by default the
@@ -102,6 +103,13 @@ def add_client_commands(subparsers: Any) -> None:
     add_object_args(leaf(subparsers, "withdraw", lambda c, a: c.withdraw(a.machine, a.id),
                          "withdraw an object's pending change"))
 
+    watch = leaf(subparsers, "watch", run_watch, "print the event feed live (Ctrl-C stops)")
+    watch.add_argument("--machine", action="append", help="only this machine's events; repeatable")
+    watch.add_argument("--object", action="append", metavar="ID", help="only this object; repeatable")
+    watch.add_argument("--kind", action="append", help="only this kind of event; repeatable")
+    watch.add_argument("--since", type=int, metavar="N", help="start after log index N (default: now)")
+    watch.add_argument("--json", action="store_true", help="one JSON object per line")
+
     status = leaf(subparsers, "status", run_status, "the cluster's members, leader and indexes")
     status.add_argument("--json", action="store_true", help="print /v1/cluster as JSON")
 
@@ -130,6 +138,8 @@ def command(action: Action) -> Callable[[argparse.Namespace], int]:
         except FsmError as exc:
             print_error(exc)
             return EXIT_UNAVAILABLE if isinstance(exc, Unavailable | Timeout) else EXIT_REQUEST
+        except KeyboardInterrupt:  # `watch` runs until stopped
+            return 130
         if isinstance(result, str):
             sys.stdout.write(result if result.endswith("\n") else result + "\n")
         elif result is not None:
@@ -229,6 +239,39 @@ async def run_vote(client: AsyncClient, args: argparse.Namespace) -> Any:
             raise FsmError("no_pending_change", f"object '{args.id}' has no pending change to vote on")
         change = pending["change"]
     return await client.vote(args.machine, args.id, args.voter, args.approve, change)
+
+
+async def run_watch(client: AsyncClient, args: argparse.Namespace) -> None:
+    if args.since is not None and args.since < 0:
+        raise UsageError("--since must be a log index >= 0")
+    watch = client.watch(machine=args.machine, object=args.object, kind=args.kind, since=args.since)
+    try:
+        async for event in watch:
+            line = orjson.dumps(event).decode() if args.json else format_event(event)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    finally:
+        await watch.aclose()
+
+
+def format_event(e: dict[str, Any]) -> str:
+    """One readable line: index, time, object, kind and what the kind is about."""
+    kind = e.get("kind")
+    about = {
+        "created": f"{e.get('transition')} -> {e.get('to')}",
+        "transition": f"{e.get('transition')} {e.get('from')} -> {e.get('to')}",
+        "removed": f"({e.get('reason', '')})",
+        "emitted": f"{e.get('event')}",
+        "task": f"{e.get('task')} {e.get('status')}" + (f" ({e['error']})" if e.get("error") else ""),
+        "vote": f"{e.get('transition')} {e.get('outcome')}"
+                + (f" by {e['voter']} ({'approve' if e.get('approve') else 'reject'})" if e.get("voter") else "")
+                + (" tally {approve}/{required} approve, {reject} reject".format(**e["tally"])
+                   if e.get("tally") else ""),
+        "expired": f"{e.get('expired', '')} {e.get('transition')}: {e.get('reason', '')}",
+    }.get(str(kind), "")
+    data = orjson.dumps(e.get("data")).decode() if e.get("data") else ""
+    return f"#{e.get('index')} {e.get('at')} {e.get('machine')}/{e.get('object')} v{e.get('version')} " \
+           f"{kind} {about} {data}".rstrip()
 
 
 async def run_status(client: AsyncClient, args: argparse.Namespace) -> Any:

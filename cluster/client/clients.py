@@ -32,6 +32,7 @@ from . import errors
 from .errors import *  # noqa: F403 - the errors are part of the client's API
 from .errors import FsmError, InvalidRequest, Unavailable
 from .transport import DEFAULT_URL, Response, RetryPolicy, Transport, normalize_urls
+from .watch import Names, SyncWatch, Watch
 
 __all__ = [
     "DEFAULT_URL",
@@ -291,6 +292,20 @@ class AsyncClient:
         params = {k: str(v) for k, v in (("machine", machine), ("object", oid), ("since", since)) if v is not None}
         return await self._call("GET", "/v1/events", params=params)
 
+    def watch(
+        self,
+        *,
+        machine: Names = None,
+        object: Names = None,  # noqa: A002 - the feed's parameter name
+        kind: Names = None,
+        since: int | None = None,
+        idle_timeout: float = 60.0,
+    ) -> Watch:
+        """Follow the event feed live (`async for event in client.watch(...)`), failing over
+        between nodes without repeating or skipping an event; see `cluster.client.watch`."""
+        return Watch(self._transport, machine=machine, object=object, kind=kind, since=since,
+                     idle_timeout=idle_timeout)
+
     async def cluster_status(self, url: str | None = None) -> JSON:
         """`/v1/cluster` from any node, or from exactly the node at `url` (no failover)."""
         if url is None:
@@ -358,6 +373,10 @@ class Client:
 
     def __enter__(self) -> Client:
         return self
+
+    def watch(self, **filters: Any) -> SyncWatch:
+        """The blocking `AsyncClient.watch`: `for event in client.watch(object="db-1"): ...`."""
+        return SyncWatch(self, self.aio.watch(**filters))
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -32,6 +32,7 @@ from .errors import (
     PendingChange,
     TransitionNotAllowed,
 )
+from .watch import Watch
 
 LOCK_MACHINE = "lock"
 
@@ -60,31 +61,74 @@ class AsyncLock:
         self._renewer: asyncio.Task[None] | None = None
         self._renew_error: LockLost | None = None
 
-    async def acquire(self, wait: float | None = None, *, poll: float = 0.05) -> int:
-        """Take the lock, waiting up to `wait` seconds while another owner holds it
-        (None or 0: try once). Returns the fencing token; raises `LockHeld`."""
+    async def acquire(
+        self, wait: bool | float | None = None, *, timeout: float | None = None, poll: float = 0.0
+    ) -> int:
+        """Take the lock. Returns the fencing token; raises `LockHeld`.
+
+        `wait=False`/None/0: try once. `wait=True`: wait up to `timeout` seconds (default
+        the lock's `wait`); a number: wait that many seconds. While another owner holds
+        it, the helper follows the lock object on the event feed (no polling) and races
+        for it again as soon as an event frees it (released, expired, removed).
+        `poll` is accepted for older callers and ignored.
+        """
+        seconds = _wait_seconds(wait, timeout, self.wait)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (wait or 0.0)
-        delay, creations = poll, 0
-        while True:
+        deadline = loop.time() + seconds
+        watch: Watch | None = None
+        try:
+            while True:
+                try:
+                    return await self._try_acquire()
+                except (TransitionNotAllowed, PendingChange) as exc:
+                    if loop.time() >= deadline:
+                        raise LockHeld("lock_held", await self._held_message(), exc.details,
+                                       exc.status) from exc
+                    if watch is None:
+                        watch, free = await self._follow()
+                        if watch is None or free:
+                            continue
+                    if not await self._until_freed(watch, deadline):
+                        raise LockHeld("lock_held", await self._held_message(), exc.details,
+                                       exc.status) from exc
+        finally:
+            if watch is not None:
+                await watch.aclose()
+
+    async def _try_acquire(self) -> int:
+        for _ in range(3):
             try:
                 result = await self.client.transition(
                     self.machine, self.name, "acquire", {"owner": self.owner}
                 )
             except ObjectNotFound:
-                if creations >= 3:
-                    raise
-                creations += 1
                 await self._create()
-                continue
-            except (TransitionNotAllowed, PendingChange) as exc:
-                if loop.time() + delay > deadline:
-                    raise LockHeld("lock_held", await self._held_message(), exc.details, exc.status) from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
                 continue
             self.token = self.version = int(result["object"]["version"])
             return self.token
+        raise ObjectNotFound("object_not_found", f"lock '{self.name}' keeps disappearing")
+
+    async def _follow(self) -> tuple[Watch | None, bool]:
+        """A feed watch on the lock from its current version on; True when it is free now."""
+        try:
+            obj = await self.client.get_object(self.machine, self.name)
+        except ObjectNotFound:
+            return None, True  # removed meanwhile: race again (acquiring creates it)
+        watch = self.client.watch(machine=self.machine, object=self.name, since=int(obj["index"]))
+        return watch, obj.get("state") == "free" and not obj.get("pending")
+
+    async def _until_freed(self, watch: Watch, deadline: float) -> bool:
+        """Wait for an event that frees the lock; False when the deadline passes first."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                async for event in watch:
+                    if event.get("kind") == "removed" or (
+                        event.get("kind") in ("transition", "created") and event.get("to") == "free"
+                    ):
+                        return True
+        except TimeoutError:
+            return False
+        return False
 
     async def renew(self) -> int:
         """Extend the lease; returns the object's new version. Raises `LockLost`."""
@@ -202,8 +246,10 @@ class SyncLock:
     def owner(self) -> str:
         return self._lock.owner
 
-    def acquire(self, wait: float | None = None, *, poll: float = 0.05) -> int:
-        return self._client.run(self._lock.acquire(wait, poll=poll))
+    def acquire(
+        self, wait: bool | float | None = None, *, timeout: float | None = None, poll: float = 0.0
+    ) -> int:
+        return self._client.run(self._lock.acquire(wait, timeout=timeout, poll=poll))
 
     def renew(self) -> int:
         return self._client.run(self._lock.renew())
@@ -229,6 +275,12 @@ def Lock(
     client: Client, name: str, owner: str, *, wait: float = ..., renew_every: float | None = ...,
     machine: str = ...,
 ) -> SyncLock: ...
+def _wait_seconds(wait: bool | float | None, timeout: float | None, default: float) -> float:
+    if wait is True:
+        return default if timeout is None else timeout
+    return float(wait or 0.0)
+
+
 def Lock(  # noqa: N802 - reads as a class at the call site
     client: AsyncClient | Client,
     name: str,

@@ -106,7 +106,9 @@ async def stream(
         async with sse_response(
             request, ping_interval=keepalive, send_timeout=SEND_TIMEOUT
         ) as response:
-            await response.write(b"retry: %d\n\n" % RETRY_MS)
+            # the id names where this stream starts, so a reconnect before the first event
+            # resumes exactly there (an id-only message dispatches nothing)
+            await response.write(b"retry: %d\nid: %d\n\n" % (RETRY_MS, watcher.after))
             await pump(request, response, hub, watcher, keepalive)
         return response
     finally:
