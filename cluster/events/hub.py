@@ -11,8 +11,9 @@ each per event).
 A watcher first catches up from the window (`catch_up`), then goes live: the
 switch happens with no `await` between the last window read and setting
 `after`, and entries are delivered whole and in order on this thread, so every
-event reaches it exactly once. Its queue is bounded: a watcher that falls
-further behind than `buffer` events is cut off (`gone`), never silently skipped.
+event reaches it exactly once. Its queue is bounded: a watcher that already
+holds `buffer` queued events when a new entry arrives is cut off (`gone`), never
+silently skipped; an entry is queued whole, so one large batch never cuts anyone.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class Watcher:
         """Queue a live event; False when the queue overflowed (the watcher is then cut off)."""
         if self.gone is not None or event.index <= self.after:
             return True
-        if len(self.queue) >= self.buffer:
-            return False
+        if len(self.queue) >= self.buffer and self.queue[-1].index != event.index:
+            return False  # full before this entry began: an entry is always queued whole
         self.queue.append(event)
         self.wake.set()
         return True
