@@ -23,7 +23,7 @@ from tests.cluster.conftest import lock_source
 from tests.cluster.harness import ROOT, Cluster, Http
 from tests.cluster.sse import SseReader
 
-WINDOW, BUFFER = 4000, 200
+WINDOW, BUFFER = 3000, 200
 FLIP = """
 states: {a: {}}
 transitions:
@@ -322,13 +322,16 @@ def conflicts(feed: Cluster) -> int:
 
 def test_slow_reader_is_cut_off_with_gone_and_old_since_is_410(feed: Cluster) -> None:
     http = feed.http(0)
+    ids = [f"s{i}" for i in range(20)]
+    creates = [{"machine": "flip", "id": oid, "transition": "create"} for oid in ids]
+    assert http.post("/v1/batch", json={"operations": creates}).status == 200
     start = position(http)
     fast = SseReader(feed.urls[1], f"/v1/events?machine=flip&since={start}")
     slow = SseReader(feed.urls[2], f"/v1/events?machine=flip&since={start}", paused=True, rcvbuf=4096)
     pad = "x" * 2500
     try:
         for b in range(12):
-            ops = [{"machine": "flip", "id": f"f{i % 20}", "transition": "touch",
+            ops = [{"machine": "flip", "id": ids[i % 20], "transition": "touch",
                     "data": {"pad": pad, "b": b, "i": i}} for i in range(300)]
             r = http.post("/v1/batch", json={"operations": ops})
             assert r.status == 200 and all(x["status"] == 200 for x in r.json["results"]), r
