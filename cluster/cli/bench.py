@@ -4,6 +4,7 @@
     fsmcluster bench cluster [--quick]         a local 3-node fsmcluster over HTTP
     fsmcluster bench compare [--quick]         the same, alternating with a 3-node etcd
     fsmcluster bench memory [--objects N]      bytes per lock object, snapshot size and time
+    fsmcluster bench watch [--watchers ...]    event fan-out and lock waiters, beside etcd's watch
 
 `cluster` and `compare` print a table, and (unless --no-docs) write their
 section of docs/BENCHMARKS.md and a chart docs/bench-<mode>.png.
@@ -22,7 +23,7 @@ QUICK = {"clients": "1,16", "rounds": 1, "duration": 2.0, "warmup": 0.5, "kinds"
 
 def add_bench_command(subparsers: Any) -> None:
     parser = subparsers.add_parser("bench", help="measure throughput and latency")
-    parser.add_argument("mode", nargs="?", default="core", choices=["core", "cluster", "compare", "memory"],
+    parser.add_argument("mode", nargs="?", default="core", choices=["core", "cluster", "compare", "memory", "watch"],
                         help="core: the pure engine on one core; cluster: a local 3-node "
                              "cluster over HTTP; compare: the cluster beside a 3-node etcd; "
                              "memory: bytes per lock object and snapshot cost at --objects")
@@ -45,6 +46,9 @@ def add_bench_command(subparsers: Any) -> None:
     parser.add_argument("--docs", default="docs", help="where BENCHMARKS.md and the chart go (docs)")
     parser.add_argument("--no-docs", action="store_true", help="print only; write nothing to docs/")
     parser.add_argument("--json-out", help="also write the summaries as JSON to this file")
+    parser.add_argument("--watchers", default="fanout:0,fanout:1,fanout:100,fanout:1000,waiters:1000",
+                        help="watch: points as MODE:W (fanout or waiters)")
+    parser.add_argument("--systems", default="fsm,etcd", help="watch: systems to run (fsm,etcd)")
     parser.set_defaults(handler=run_bench)
 
 
@@ -53,6 +57,12 @@ def run_bench(args: argparse.Namespace) -> int:
         from cluster.bench import core as bench_core
 
         return bench_core.main(args.scale)
+    if args.mode == "watch":
+        from cluster.bench import watch
+
+        points = [(p.split(":")[0], int(p.split(":")[1])) for p in args.watchers.split(",")]
+        return watch.main(args.systems.split(","), points, int((args.clients or "64").split(",")[0]),
+                          args.duration or 10.0, args.warmup or 2.0, args.json_out)
     if args.mode == "memory":
         from cluster.bench import memory
 
