@@ -265,6 +265,12 @@ class SyncLock:
         self._client.run(self._lock.__aexit__(exc_type))
 
 
+def _wait_seconds(wait: bool | float | None, timeout: float | None, default: float) -> float:
+    if wait is True:
+        return default if timeout is None else timeout
+    return float(wait or 0.0)
+
+
 @overload
 def Lock(
     client: AsyncClient, name: str, owner: str, *, wait: float = ..., renew_every: float | None = ...,
@@ -275,12 +281,6 @@ def Lock(
     client: Client, name: str, owner: str, *, wait: float = ..., renew_every: float | None = ...,
     machine: str = ...,
 ) -> SyncLock: ...
-def _wait_seconds(wait: bool | float | None, timeout: float | None, default: float) -> float:
-    if wait is True:
-        return default if timeout is None else timeout
-    return float(wait or 0.0)
-
-
 def Lock(  # noqa: N802 - reads as a class at the call site
     client: AsyncClient | Client,
     name: str,

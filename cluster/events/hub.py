@@ -79,7 +79,9 @@ class EventHub:
         """From now on, every entry the Raft thread applies is delivered on `loop`."""
 
         def from_raft(index: int, batch: Sequence[FeedEvent], reset: bool) -> None:
-            if batch or reset:
+            # `open` is read without the loop: a watcher opened after this check reads
+            # the entry from the window (appended before the check), so nothing is lost
+            if (batch and self.open) or reset:
                 with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
                     loop.call_soon_threadsafe(self.deliver, index, batch, reset)
 

@@ -190,3 +190,11 @@ def test_history_is_newest_first_and_bounded(d: Driver) -> None:
         d.move("short", "a", "release", {"owner": "w1"})
     events = d.state.history("short", "a", limit=10)
     assert [e["version"] for e in events] == [11, 10, 9]
+
+
+def test_a_lease_that_runs_out_is_an_expired_event_then_the_move(d: Driver) -> None:
+    d.move("lock", "db-1", "create")
+    d.move("lock", "db-1", "acquire", {"owner": "w1"})
+    fired = d.tick(T0 + 31_000)
+    assert [(e["kind"], e["transition"]) for e in fired.events] == [("expired", "expire"), ("transition", "expire")]
+    assert (fired.events[0]["expired"], fired.events[0]["from"], fired.events[0]["version"]) == ("timeout", "held", 2)

@@ -280,3 +280,23 @@ def test_idempotency_keys_are_forgotten_after_the_window(d: Driver) -> None:
     d.move("lock", "b", "create", key="k2")  # evicts k1
     assert "k1" not in d.state.idempotency
     assert d.move("lock", "a", "create", key="k1").error.code == "object_exists"  # type: ignore[union-attr]
+
+
+def test_the_deciding_vote_is_an_event_with_the_voter_and_tally_before_the_move(d: Driver) -> None:
+    change = propose(d)
+    d.run(Vote("approval", "doc", "alice", True, change))
+    second = d.run(Vote("approval", "doc", "bob", True, change))
+    vote, move = second.events[0], second.events[1]
+    assert (vote["kind"], vote["outcome"], vote["voter"], vote["approve"]) == ("vote", "approved", "bob", True)
+    assert vote["tally"] == {"approve": 2, "reject": 0, "required": 2}
+    assert (move["kind"], move["transition"], move["to"]) == ("transition", "approve", "approved")
+    assert all(e["index"] == second.events[0]["index"] for e in second.events)
+
+
+def test_task_events_say_issued_and_retried_with_attempts(d: Driver) -> None:
+    launched = d.move("deploy", "s", "launch")
+    issued = [(e["task"], e["status"]) for e in launched.events if e["kind"] == "task"]
+    assert issued == [("ssl-cert", "issued"), ("db-setup", "issued")]
+    d.run(TaskReport("deploy", "s", "ssl-cert", "failed", error="quota"))
+    retried = d.run(RetryTasks("deploy", "s", "failed"))
+    assert [(e["task"], e["status"], e["attempts"]) for e in retried.events] == [("ssl-cert", "retried", 2)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import cast
 
 import orjson
 from aiohttp import web
@@ -29,7 +30,7 @@ SEND_TIMEOUT = 60.0  # a write that cannot go out for this long: the peer is gon
 
 
 def hub_of(request: web.Request) -> EventHub:
-    hub = request.app.get(EVENTS)
+    hub = cast(EventHub | None, request.app.get(EVENTS))
     if hub is None:
         raise ApiError("unavailable", "this node keeps no event feed")
     return hub
