@@ -74,6 +74,7 @@ class EventHub:
         self.open = 0
         self.cut = 0  # watchers cut off for falling behind, since start
         self.delivered = 0
+        self.delivered_through = 0  # index of the last entry `deliver` handed out
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on, every entry the Raft thread applies is delivered on `loop`."""
@@ -123,6 +124,18 @@ class EventHub:
         watcher.after = page.next
         return page
 
+    def progress(self, watcher: Watcher) -> int | None:
+        """For an idle live watcher: the index through which it has every matching event.
+
+        Every entry through `delivered_through` was offered to it and its queue is empty,
+        so nothing it wants lies at or before that index. None when there is no news."""
+        if not watcher.live or watcher.queue or watcher.gone is not None:
+            return None
+        if self.delivered_through <= watcher.after:
+            return None
+        watcher.after = self.delivered_through
+        return watcher.after
+
     def _file_key(self, wanted: Filter) -> str:
         if wanted.objects:
             return "object"
@@ -147,6 +160,7 @@ class EventHub:
             for watcher in self._all_watchers():
                 watcher.cut_off(Gone(watcher.after, index))
             return
+        self.delivered_through = max(self.delivered_through, index)
         overflowed: list[Watcher] = []
         for event in batch:
             for watcher in self._candidates(event):

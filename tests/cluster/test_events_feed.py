@@ -277,6 +277,41 @@ def test_emit_expiries_votes_and_tasks_are_on_the_feed(feed: Cluster) -> None:
         "transition", "next", "done", events[-2]["index"])  # `next` fired in the same entry
 
 
+def test_an_idle_filtered_stream_moves_its_id_on(feed: Cluster) -> None:
+    http = feed.http(2)
+    start = position(http)
+    quiet = SseReader(feed.urls[2], f"/v1/events?object=nobody&since={start}")
+    try:
+        for n in range(3):
+            _touch(feed, "f3", 100 + n, [2])
+        quiet.wait_for_id(position(http), timeout=15)  # keep-alive is 1 s in this cluster
+    finally:
+        quiet.close()
+    assert quiet.events() == []
+
+
+def test_cli_watch_prints_json_lines_and_readable_lines(feed: Cluster) -> None:
+    start = position(feed.http(0))
+    for n in range(3):
+        _touch(feed, "f4", 200 + n, [0])
+    outputs = []
+    for extra in (["--json"], []):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cluster", "watch", "--url", feed.urls[1], "--machine", "flip",
+             "--object", "f4", "--since", str(start), *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            outputs.append([proc.stdout.readline() for _ in range(3)])
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    events = [json.loads(line) for line in outputs[0]]
+    assert [(e["object"], e["kind"], e["data"]["n"]) for e in events] == [("f4", "transition", n) for n in (200, 201, 202)]
+    assert all(f"#{e['index']} " in line and "flip/f4" in line and "touch a -> a" in line
+               for e, line in zip(events, outputs[1], strict=True))
+
+
 def test_lock_waiters_hand_over_through_the_feed(feed: Cluster) -> None:
     script = """
 import json, sys, time
