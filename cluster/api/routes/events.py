@@ -137,14 +137,23 @@ async def pump(
             try:
                 async with asyncio.timeout(keepalive):
                     await watcher.wake.wait()
-            except TimeoutError:  # the library pings; we only notice a peer that left
+            except TimeoutError:  # the library pings; we notice a peer that left
                 if request.transport is None or not response.is_connected():
                     return
+                await progress(response, hub, watcher)
     except Gone as exc:
         body = error_body("gone", exc.message, [{"oldest": exc.floor}])
         await response.send(orjson.dumps(body).decode(), event="gone")
     except (ConnectionResetError, TimeoutError):
         return
+
+
+async def progress(response: EventSourceResponse, hub: EventHub, watcher: Watcher) -> None:
+    """An idle filtered stream moves its id on (an id-only message dispatches nothing), so
+    a reconnect resumes from a recent index instead of one the window may have dropped."""
+    through = hub.progress(watcher)
+    if through is not None:
+        await response.write(b"id: %d\n\n" % through)
 
 
 async def send(
