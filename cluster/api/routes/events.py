@@ -10,6 +10,7 @@ last seen id always names an index whose matching events it has all received.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import cast
 
@@ -123,29 +124,42 @@ async def pump(
     watcher: Watcher,
     keepalive: float,
 ) -> None:
-    """Catch up from the window, then write live events as they come, until cut off."""
+    """Write the watcher's events until it is cut off, the peer leaves or the node stops."""
     try:
-        while not watcher.live:
-            await send(request, response, hub.catch_up(watcher).events)
-        while not watcher.stopped:
-            if watcher.gone is not None:
-                raise watcher.gone
-            events = watcher.take()
-            if events:
-                await send(request, response, events)
-                continue
-            try:
-                async with asyncio.timeout(keepalive):
-                    await watcher.wake.wait()
-            except TimeoutError:  # the library pings; we notice a peer that left
-                if request.transport is None or not response.is_connected():
-                    return
-                await progress(response, hub, watcher)
+        await follow(request, response, hub, watcher, keepalive)
     except Gone as exc:
         body = error_body("gone", exc.message, [{"oldest": exc.floor}])
-        await response.send(orjson.dumps(body).decode(), event="gone")
+        with contextlib.suppress(ConnectionResetError, TimeoutError):
+            await response.send(orjson.dumps(body).decode(), event="gone")
     except (ConnectionResetError, TimeoutError):
         return
+
+
+async def follow(
+    request: web.Request,
+    response: EventSourceResponse,
+    hub: EventHub,
+    watcher: Watcher,
+    keepalive: float,
+) -> None:
+    """Catch up from the window, then write live events as they come."""
+    while not watcher.live:
+        await send(request, response, hub.catch_up(watcher).events)
+        await asyncio.sleep(0)  # a long catch-up lets the rest of the node run between pages
+    while not watcher.stopped:
+        if watcher.gone is not None:
+            raise watcher.gone
+        events = watcher.take()
+        if events:
+            await send(request, response, events)
+            continue
+        try:
+            async with asyncio.timeout(keepalive):
+                await watcher.wake.wait()
+        except TimeoutError:  # the library pings; we notice a peer that left
+            if request.transport is None or not response.is_connected():
+                return
+            await progress(response, hub, watcher)
 
 
 async def progress(response: EventSourceResponse, hub: EventHub, watcher: Watcher) -> None:
