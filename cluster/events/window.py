@@ -34,7 +34,13 @@ class FeedEvent:
     machine: str
     object: str
     kind: str
-    blob: bytes  # the SPEC 4.7 event JSON
+    frame: bytes  # its SSE message `data: <JSON>\n\n`; orjson never writes a raw newline
+    id_frame: bytes  # the same with the `id:` of its index
+
+    @property
+    def blob(self) -> bytes:
+        """The SPEC 4.7 event JSON."""
+        return self.frame[6:-2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +87,16 @@ class Page:
 
 
 def feed_event(event: Mapping[str, Any]) -> FeedEvent:
+    """Encoded once, on the Raft thread; every reader shares the bytes."""
+    index = int(event["index"])
+    frame = b"data: " + orjson.dumps(event) + b"\n\n"
     return FeedEvent(
-        index=int(event["index"]),
+        index=index,
         machine=str(event.get("machine", "")),
         object=str(event.get("object", "")),
         kind=str(event.get("kind", "")),
-        blob=orjson.dumps(event),
+        frame=frame,
+        id_frame=frame[:-1] + b"id: %d\n\n" % index,
     )
 
 

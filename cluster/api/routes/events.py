@@ -72,14 +72,12 @@ def gone_error(exc: Gone) -> ApiError:
 
 
 def frames(events: Sequence[FeedEvent]) -> bytes:
-    """SSE frames; `id:` on the last event of each index (orjson never writes a raw newline)."""
-    parts: list[bytes] = []
-    for i, event in enumerate(events):
-        parts.append(b"data: " + event.blob + b"\n")
-        if i + 1 == len(events) or events[i + 1].index != event.index:
-            parts.append(b"id: %d\n" % event.index)
-        parts.append(b"\n")
-    return b"".join(parts)
+    """SSE messages, with `id:` on the last event of each index (see the module docstring)."""
+    last = len(events) - 1
+    return b"".join(
+        e.id_frame if i == last or events[i + 1].index != e.index else e.frame
+        for i, e in enumerate(events)
+    )
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
