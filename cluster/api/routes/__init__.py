@@ -7,7 +7,18 @@ Imports run one way: the resource modules use `table`; this package collects the
 
 from __future__ import annotations
 
-from . import batch, cluster, events, machines, objects, operations, tasks, transitions, views, votes
+from . import (
+    batch,
+    cluster,
+    events,
+    machines,
+    objects,
+    operations,
+    tasks,
+    transitions,
+    views,
+    votes,
+)
 from .table import Param, Route
 
 __all__ = ["Param", "Route", "all_routes"]
