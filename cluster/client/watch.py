@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 Names = str | Iterable[str] | None
+REFUSALS = (400, 401, 403, 404, 413)  # answers that another node would give alike
 
 
 def _many(value: Names) -> list[str]:
@@ -129,7 +130,12 @@ class Watch:
                         yield batch
                 except Gone as exc:
                     failures.append(exc)
-                except (aiohttp.ClientError, TimeoutError, FsmError, ValueError) as exc:
+                except FsmError as exc:
+                    if exc.status in REFUSALS:  # the request itself is wrong: no node will do
+                        raise
+                    self._transport._mark(url, ok=False, now=loop.time())
+                    failures.append(exc)
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                     self._transport._mark(url, ok=False, now=loop.time())
                     failures.append(_as_error(url, exc))
                 self.reconnects += 1

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cluster.client import Client
+from cluster.client import Client, Gone, InvalidRequest
 from tests.cluster.conftest import lock_source
 from tests.cluster.harness import ROOT, Cluster, Http
 from tests.cluster.sse import SseReader
@@ -395,6 +395,8 @@ def test_slow_reader_is_cut_off_with_gone_and_old_since_is_410(feed: Cluster) ->
     stream.wait_until(lambda: stream.status is not None)
     stream.close()
     assert stream.status == 410
+    with Client(feed.urls, deadline=10) as client, pytest.raises(Gone):
+        next(iter(client.watch(since=1)))  # no node holds it: the iterator says so
 
 
 def test_bad_parameters_are_invalid_requests(feed: Cluster) -> None:
@@ -404,3 +406,5 @@ def test_bad_parameters_are_invalid_requests(feed: Cluster) -> None:
         assert (r.status, r.error_code) == (400, "invalid_request"), query
     r = http.get("/v1/events", headers={"Last-Event-ID": "x"})
     assert (r.status, r.error_code) == (400, "invalid_request")
+    with Client(feed.urls, deadline=30) as client, pytest.raises(InvalidRequest):
+        next(iter(client.watch(kind="nope")))  # at once: no node would take it
