@@ -162,6 +162,7 @@ def banner(specs: list[NodeSpec], data_dir: Path, temporary: bool, examples: lis
         "  fsmcluster transition lock db-1 acquire --data '{\"owner\": \"w1\"}'",
         "  fsmcluster object get lock db-1",
         "  fsmcluster object diagram lock db-1",
+        "  fsmcluster watch --machine lock          # the event feed, live (another terminal)",
         f"  curl -s {first}/v1/cluster",
         f"  curl -s -X POST {first}/v1/machines/lock/objects/db-1/transitions/release \\",
         "       -H 'Content-Type: application/json' -d '{\"data\": {\"owner\": \"w1\"}}'",
