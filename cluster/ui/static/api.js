@@ -88,7 +88,14 @@ export function subscribe(filters, onEvent, onStatus) {
           { headers: headers(extra), signal: ctrl.signal });
         if (!response.ok || !response.body) throw new Error("feed answered " + response.status);
         onStatus && onStatus("events");
-        await readStream(response.body, (id, data) => {
+        await readStream(response.body, (id, data, name) => {
+          if (name === "gone") {
+            // fell too far behind: the node closes the stream; start again from now,
+            // and the page re-reads its data (live() refreshes on every new connection)
+            lastId = null;
+            onStatus && onStatus("gone");
+            return;
+          }
           if (id) lastId = id;
           if (data) onEvent(JSON.parse(data));
         });
@@ -116,12 +123,14 @@ async function readStream(body, onMessage) {
       const block = buffer.slice(0, cut);
       buffer = buffer.slice(cut + 2);
       let id = null;
+      let name = "message";
       const data = [];
       for (const line of block.split("\n")) {
         if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
         else if (line.startsWith("id:")) id = line.slice(3).trim();
+        else if (line.startsWith("event:")) name = line.slice(6).trim();
       }
-      onMessage(id, data.join("\n"));
+      onMessage(id, data.join("\n"), name);
     }
   }
 }
@@ -147,7 +156,10 @@ export function live(filters, refresh, { pollMs = 1000, gapMs = 300, onEvent, on
     if (feed) {
       onMode && onMode("event feed");
       stopFeed = subscribe(filters, (event) => { onEvent && onEvent(event); soon(); },
-        (status) => onMode && onMode(status === "events" ? "event feed" : "feed: reconnecting"));
+        (status) => {
+          if (status === "events") soon(); // a new connection: catch up on what was missed
+          onMode && onMode(status === "events" ? "event feed" : "feed: reconnecting");
+        });
     } else {
       onMode && onMode(`polling every ${pollMs / 1000} s`);
       const interval = setInterval(run, pollMs);

@@ -41,7 +41,10 @@ export function eventsPage(main, _params, query, ctx) {
       fill(note, "");
       rows.prepend(eventRow(e));
       while (rows.children.length > KEEP) rows.lastChild.remove();
-    }, (status) => ctx.setMode(status === "events" ? "event feed" : "feed: reconnecting"));
+    }, (status) => {
+      if (status === "gone") fill(note, "This page fell too far behind the feed and was cut off: events were skipped here. New events show from now.");
+      ctx.setMode(status === "events" ? "event feed" : "feed: reconnecting");
+    });
   });
   return () => { stopped = true; if (stop) stop(); };
 }
