@@ -55,6 +55,12 @@ class Settings:
     cluster_secret: str | None = None  # encrypts and authenticates Raft traffic
     auth_file: str | None = None
     raft_bind: str | None = None  # host:port to bind when --raft is an advertised address
+    node_name: str | None = None  # shown in /v1/cluster; default: the Raft address
+    join: str | None = None  # URL(s) of a running member: ask the cluster to add this node
+    join_token: str | None = None  # bearer token for --join when the cluster has --auth-file
+    log_format: str = "text"  # text | json
+    access_log: bool = False  # log every request (else only 5xx answers)
+    shutdown_timeout: float = 10.0  # SIGTERM: how long in-flight requests may take to finish
     # waits (seconds)
     request_timeout: float = 5.0  # default of the `timeout` query parameter
     max_request_timeout: float = 60.0
@@ -106,6 +112,10 @@ class Settings:
                 )
         if any(p.raft == self.raft for p in self.peers):
             raise SettingsError(f"--peer {self.raft} is this node's own --raft address")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"--log-format must be text or json, got {self.log_format!r}")
+        if self.join and self.peers:
+            raise SettingsError("--join URL finds the members itself: give it without --peer")
         if not self.cluster_id or any(c.isspace() for c in self.cluster_id):
             raise SettingsError("--cluster-id must be a non-empty word")
         positive = {
@@ -120,6 +130,7 @@ class Settings:
             "--events-window": self.events_window,
             "--events-buffer": self.events_buffer,
             "--events-keepalive": self.events_keepalive,
+            "--shutdown-timeout": self.shutdown_timeout,
         }
         for flag, value in positive.items():
             if value <= 0:
@@ -178,6 +189,12 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "http": (str, "HOST:PORT of this node's HTTP API (required)"),
     "raft-bind": (str, "HOST:PORT the Raft endpoint binds to, when --raft is only advertised"),
     "data-dir": (str, "directory for the Raft journal and snapshot (required)"),
+    "name": (str, "this node's name in /v1/cluster (default: its --raft address)"),
+    "join": (str, "URL of a running member (or several, comma-separated): join that cluster"),
+    "join-token": (str, "bearer token (admin) for --join when the cluster uses --auth-file"),
+    "log-format": (str, "text or json (one JSON object per line) (default text)"),
+    "access-log": (switch, "log one line per request (default: only 5xx answers)"),
+    "shutdown-timeout": (float, "SIGTERM: seconds in-flight requests may take (default 10)"),
     "cluster-id": (str, "cluster name, prefixes snapshot keys (default: default)"),
     "redis": (str, "Redis URL for snapshots (and recovery of a lost data dir)"),
     "redis-projection": (switch, "keep an eventually consistent read model of objects in Redis"),
@@ -203,6 +220,9 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "events-buffer": (int, "events queued per watcher before it is cut off (default 10000)"),
     "events-keepalive": (float, "seconds between SSE keep-alive comments (default 15)"),
 }
+
+
+_FIELD = {"name": "node_name"}  # flags whose Settings field has another name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,7 +256,7 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
             except ValueError:
                 raise SettingsError(f"FSM_{_env(name)}={raw!r} is not a valid {kind.__name__}") from None
         if value is not None:
-            values[name.replace("-", "_")] = value
+            values[_FIELD.get(name, name.replace("-", "_"))] = value
     for required in ("raft", "http", "data_dir"):
         if required not in values:
             flag = required.replace("_", "-")

@@ -26,3 +26,13 @@ class Timeout(ClusterError):
 
 class SnapshotError(ClusterError):
     """A snapshot could not be written or read."""
+
+
+class Refused(ClusterError):
+    """An operation refused before anything was proposed, with an API error code
+    (e.g. `change_in_progress`, `unsafe_change`, `not_found`); nothing changed."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message

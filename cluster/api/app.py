@@ -16,12 +16,13 @@ from aiohttp import web
 
 from cluster import ui
 from cluster.config import Settings
-from cluster.errors import Timeout, Unavailable
+from cluster.errors import Refused, Timeout, Unavailable
 from cluster.events.hub import EventHub
 
 from .auth import auth_middleware, load_auth_file
-from .context import EVENTS, METRICS, NODE, OPENAPI, SETTINGS, ClusterNode
+from .context import EVENTS, LIFECYCLE, METRICS, NODE, OPENAPI, SETTINGS, ClusterNode
 from .errors import ApiError, error_response
+from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .openapi import build_openapi
 from .routes import all_routes
@@ -30,11 +31,13 @@ log = logging.getLogger("fsmcluster.api")
 
 
 def build_app(node: ClusterNode, settings: Settings) -> web.Application:
-    middlewares = [answer_errors]
+    lifecycle = Lifecycle(access_log=settings.access_log)
+    middlewares = [lifecycle.middleware(), answer_errors]
     if settings.auth_file:  # inside answer_errors, so 401/403 get the JSON error body
         middlewares.append(auth_middleware(load_auth_file(settings.auth_file)))
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[NODE] = node
+    app[LIFECYCLE] = lifecycle
     app[SETTINGS] = settings
     window = getattr(node, "events", None)
     if window is not None:
@@ -79,6 +82,8 @@ async def answer_errors(request: web.Request, handler: web.RequestHandler) -> we
         )
     except Timeout as exc:
         response = error_response(ApiError("timeout", str(exc)))
+    except Refused as exc:
+        response = error_response(ApiError(exc.code, exc.message))
     except web.HTTPException as exc:
         response = http_exception(request, exc)
     except Exception:

@@ -20,7 +20,16 @@ T = TypeVar("T")
 
 class ClusterNode(Protocol):
     settings: Settings
-    http_of: dict[str, str | None]
+
+    @property
+    def http_of(self) -> dict[str, str | None]: ...
+
+    @property
+    def removed(self) -> bool: ...
+
+    def names(self) -> dict[str, str]: ...
+
+    async def hand_over(self, timeout: float) -> str | None: ...
 
     async def propose(
         self,
@@ -57,6 +66,7 @@ NODE = web.AppKey("node", Any)  # a ClusterNode
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Any)  # cluster.api.metrics.Metrics
 EVENTS = web.AppKey("events", Any)  # cluster.events.hub.EventHub, when the node keeps a feed
+LIFECYCLE = web.AppKey("lifecycle", Any)  # cluster.api.lifecycle.Lifecycle
 OPENAPI = web.AppKey("openapi", dict)  # this app's OpenAPI document, built from its routes
 
 

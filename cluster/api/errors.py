@@ -37,7 +37,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "vote_conflict": 409,
     "stale_change": 409,
     "machine_in_use": 409,
-    "aborted": 409,  # an operation of an atomic batch not applied because another failed
+    "aborted": 409,
+    "change_in_progress": 409,  # a membership change is unfinished
+    "unsafe_change": 409,  # a membership change that would leave no reachable majority  # an operation of an atomic batch not applied because another failed
     "gone": 410,
     "version_conflict": 412,
     "payload_too_large": 413,

@@ -4,8 +4,12 @@
         --peer 127.0.0.1:7002@127.0.0.1:8002 --peer 127.0.0.1:7003@127.0.0.1:8003 \
         --data-dir /var/lib/fsm/n1
 
-Every flag is also an FSM_* environment variable (see cluster/config.py). SIGTERM
-or SIGINT stops the HTTP server, then the Raft member, and exits 0. Logs go to stderr.
+Every flag is also an FSM_* environment variable (see cluster/config.py). With
+`--join URL` instead of `--peer`, the node asks a running cluster to add it (join.py).
+SIGTERM or SIGINT stops gracefully: /readyz and new requests answer 503 at once,
+running requests finish (at most --shutdown-timeout), a leader hands leadership
+over, then the HTTP server and the Raft member stop and it exits 0. Logs go to
+stderr, as text or (`--log-format json`) one JSON object per line.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ from typing import Any
 
 from aiohttp import web
 
-from cluster import config
+from cluster import config, logs
 from cluster.api.app import build_app
+from cluster.api.context import LIFECYCLE
+from cluster.errors import ClusterError
 from cluster.raft.node import RaftNode
+
+from . import join
 
 log = logging.getLogger("fsmcluster.node")
 
@@ -38,20 +46,16 @@ def add_node_command(subparsers: Any) -> None:
 
 
 def run_node(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         settings = config.from_args(args)
     except config.SettingsError as exc:
         print(f"fsmcluster node: {exc}", file=sys.stderr)
         return 2
+    logs.configure(args.log_level, settings.log_format)
     try:
-        return event_loop_runner()(serve(settings))
+        return event_loop_runner()(serve(settings))  # type: ignore[no-any-return]
     except config.SettingsError as exc:
-        print(f"fsmcluster node: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return 2
     except OSError as exc:
         log.error("cannot start: %s", exc)
@@ -69,10 +73,14 @@ def event_loop_runner() -> Any:
 
 
 async def serve(settings: config.Settings) -> int:
+    member_already = True
+    if settings.join:
+        settings, member_already = await join.discover(settings)
     node = RaftNode(settings)
     app = build_app(node, settings)  # refuses a bad --auth-file before Raft starts
     node.start()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    outcome = {"code": 0}
     try:
         await runner.setup()
         host, port = config.parse_address(settings.http, "--http")
@@ -82,9 +90,39 @@ async def serve(settings: config.Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if not member_already:
+            joining = asyncio.create_task(_join(settings, stop, outcome))
         await stop.wait()
-        log.info("stopping")
+        if not member_already:
+            joining.cancel()
+        await graceful_stop(app, node, settings)
     finally:
         await runner.cleanup()
         node.stop()
-    return 0
+    log.info("stopped")
+    return outcome["code"]
+
+
+async def _join(settings: config.Settings, stop: asyncio.Event, outcome: dict[str, int]) -> None:
+    try:
+        await join.ask_to_join(settings)
+    except config.SettingsError as exc:
+        log.error("%s; stopping", exc)
+        outcome["code"] = 1
+        stop.set()
+
+
+async def graceful_stop(app: web.Application, node: RaftNode, settings: config.Settings) -> None:
+    """SIGTERM: /readyz 503 and new requests 503 at once, let running ones finish, hand
+    leadership over if we lead; the caller then closes the HTTP server and Raft."""
+    lifecycle = app[LIFECYCLE]
+    lifecycle.drain()
+    log.info("stopping: draining %d running requests (at most %gs)", lifecycle.in_flight,
+             settings.shutdown_timeout)
+    if not await lifecycle.wait_idle(settings.shutdown_timeout):
+        log.warning("stopping with %d requests still running", lifecycle.in_flight)
+    try:
+        if node.status().is_leader:
+            await node.hand_over(5.0)
+    except ClusterError as exc:
+        log.warning("could not hand leadership over: %s", exc)

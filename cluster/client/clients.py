@@ -94,9 +94,11 @@ class AsyncClient:
         policy: RetryPolicy | None = None,
         token: str | None = None,
         session: aiohttp.ClientSession | None = None,
+        discover: bool = True,
     ) -> None:
+        """`discover`: before the first request, add every member's URL (from `/v1/cluster`)."""
         self.policy = policy or RetryPolicy(deadline=deadline, attempt_timeout=attempt_timeout)
-        self._transport = Transport(urls, self.policy, token, session)
+        self._transport = Transport(urls, self.policy, token, session, discover)
 
     @property
     def urls(self) -> list[str]:
@@ -321,7 +323,8 @@ class AsyncClient:
         return True
 
     async def _direct(self, method: str, url: str, path: str) -> JSON:
-        single = Transport([url], RetryPolicy(deadline=self.policy.attempt_timeout, backoff_max=0.2))
+        single = Transport([url], RetryPolicy(deadline=self.policy.attempt_timeout, backoff_max=0.2),
+                           self._transport.token, discover=False)
         try:
             return _json(await single.request(method, path))
         finally:

@@ -17,7 +17,9 @@ When the deadline passes, a write that some attempt may have applied raises
 
 Every call has one overall deadline; the last error is raised when it passes.
 A node that failed recently is tried last in the next calls, so a dead or frozen
-node costs one attempt, not one per call.
+node costs one attempt, not one per call. Before its first request a client
+reads `/v1/cluster` from the first node that answers and adds every member's
+HTTP address to its list (`discover=False` turns that off).
 """
 
 from __future__ import annotations
@@ -85,14 +87,20 @@ class Transport:
         policy: RetryPolicy,
         token: str | None = None,
         session: aiohttp.ClientSession | None = None,
+        discover: bool = True,
     ) -> None:
         self.urls = normalize_urls(urls)
+        self._discover = discover
         self.policy = policy
         self._token = token
         self._session = session
         self._owns_session = session is None
         self._preferred = 0
         self._suspect_until: dict[str, float] = {}
+
+    @property
+    def token(self) -> str | None:
+        return self._token
 
     async def close(self) -> None:
         if self._session is not None and self._owns_session:
@@ -144,6 +152,9 @@ class Transport:
         if json_body is not None:
             data = orjson.dumps(json_body)
             send_headers.setdefault("Content-Type", "application/json")
+        if self._discover:
+            self._discover = False
+            await self.discover_members(send_headers, min(per_attempt, 2.0))
         backoff = policy.backoff_initial
         last: FsmError | None = None
         ambiguous = False  # an attempt may have applied: a later 503 must not say "not applied"
@@ -197,6 +208,27 @@ class Transport:
             pause = min(max(backoff, min(retry_after, policy.retry_after_max)), remaining)
             await asyncio.sleep(pause)
             backoff = min(backoff * 2, policy.backoff_max)
+
+    async def discover_members(self, headers: Mapping[str, str], timeout: float) -> None:
+        """Add every member's HTTP address (from the first node's `/v1/cluster`) to `urls`.
+
+        Best effort, once per client: a client given one URL can then fail over
+        to every member. A node that cannot answer is skipped.
+        """
+        for url in list(self.urls):
+            try:
+                response = await self._send("GET", url + "/v1/cluster", None, None, headers, timeout)
+                body = orjson.loads(response.body) if response.status == 200 else None
+            except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+                continue
+            if not isinstance(body, dict):
+                continue
+            scheme = url.split("://", 1)[0]
+            for member in body.get("members") or ():
+                http = member.get("http") if isinstance(member, dict) else None
+                if isinstance(http, str) and http and f"{scheme}://{http}" not in self.urls:
+                    self.urls.append(f"{scheme}://{http}")
+            return
 
     async def _send(
         self,

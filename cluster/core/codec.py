@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sortedcontainers import SortedDict
 
+from .members import MemberInfo
 from .outcome import Outcome, Rejection
 from .records import IdempotencyRecord, MachineEntry, ObjectRecord, PendingChange, TaskRecord
 from .state import ClusterState
@@ -74,6 +75,7 @@ def dumps(state: ClusterState) -> bytes:
             "deadlines": [list(d) for d in state.deadlines],
             "tombstones": [[m, i, v] for (m, i), v in state.tombstones.items()],
             "version_floors": state.version_floors,
+            "members": [[raft, m.http, m.name] for raft, m in state.members.items()],
         }
     )
 
@@ -104,6 +106,8 @@ def loads(blob: bytes) -> ClusterState:
         # absent from snapshots written before tombstones existed
         state.tombstones = {(m, i): v for m, i, v in raw.get("tombstones", ())}
         state.version_floors = dict(raw.get("version_floors", {}))
+        for raft, http, name in raw.get("members", ()):  # absent in snapshots before members
+            state.members[raft] = MemberInfo(http, name)
         return state
     except CorruptState:
         raise

@@ -22,6 +22,7 @@ from .entries import (
     DeleteMachine,
     DeleteObject,
     Entry,
+    Member,
     PutMachine,
     RetryTasks,
     TaskReport,
@@ -33,6 +34,7 @@ from .entries import (
 )
 from .limits import BudgetExceeded
 from .machines import delete_machine, put_machine, require_machine
+from .members import apply_member
 from .outcome import Outcome, Rejected, Rejection
 from .records import IdempotencyRecord
 from .state import ClusterState
@@ -47,6 +49,11 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
     command = entry.command
     if isinstance(command, Barrier):
         return Outcome("ok", {"index": entry.index})
+    if isinstance(command, Member):  # addresses only: no clock, no idempotency, no events
+        try:
+            return apply_member(state.members, command)
+        except Rejected as exc:
+            return Outcome.rejected(exc.rejection)
     now = max(state.clock_ms, entry.at_ms)
     key = entry.idempotency_key
     fingerprint = command_fingerprint(command) if key else ""

@@ -108,6 +108,20 @@ class Barrier:
     kind: ClassVar[str] = "barrier"
 
 
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member's HTTP address and name, published through the log (SPEC 4.8).
+
+    Each node proposes its own once it sees a leader; `http=None` forgets a
+    removed member. Raft membership itself is pysyncobj's, not this entry's.
+    """
+
+    kind: ClassVar[str] = "member"
+    raft: str
+    http: str | None = None
+    name: str | None = None
+
+
 Command = (
     PutMachine
     | DeleteMachine
@@ -120,6 +134,7 @@ Command = (
     | Batch
     | Tick
     | Barrier
+    | Member
 )
 
 COMMANDS: dict[str, type] = {
@@ -136,6 +151,7 @@ COMMANDS: dict[str, type] = {
         Batch,
         Tick,
         Barrier,
+        Member,
     )
 }
 

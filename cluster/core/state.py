@@ -13,6 +13,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
+from .members import MemberInfo
 from .records import IdempotencyRecord, MachineEntry, ObjectRecord
 
 ObjectKey = tuple[str, str]  # (machine, id)
@@ -47,6 +48,8 @@ class ClusterState:
         self.tombstones: dict[ObjectKey, int] = {}  # removed id -> its last version
         self.version_floors: dict[str, int] = {}  # machine -> largest forgotten tombstone
         self.max_tombstones = MAX_TOMBSTONES
+        # raft address -> HTTP address and name (members.py; written by `Member` entries)
+        self.members: dict[str, MemberInfo] = {}
         self.idempotency_window_ms = idempotency_window_ms
         self.idempotency_max_keys = idempotency_max_keys
 

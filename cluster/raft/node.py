@@ -31,6 +31,7 @@ from cluster.core.outcome import Outcome, Rejection
 from cluster.core.state import ClusterState
 from cluster.errors import ClusterError, Timeout, Unavailable
 from cluster.events.window import EventWindow
+from cluster.logs import REQUEST_ID
 from cluster.storage.background_dump import BackgroundSnapshotHooks
 from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
@@ -40,6 +41,7 @@ from .clock import LeaderClock, stamp_command
 from .group_commit import GroupCommit
 from .journal import adopt, align_with_dump
 from .log_guard import SnapshotGuard, without_needless_truncation
+from .membership import HandOver, Membership
 from .reads import ReadBarrier
 from .status import RaftStatus
 
@@ -112,6 +114,8 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         self._tick_sent_at = 0.0
         self.clock = LeaderClock(settings.clock_offset_ms)
         self._stamped_ids: frozenset[int] | None = None
+        self.handover = HandOver()  # membership.py: leadership transfer, driven from _on_raft_tick
+        self.removed = False  # set when this node applies its own removal
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump)
         super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
         # compaction that survives a kill -9 (journal.py); pysyncobj's tick thread sleeps
@@ -159,7 +163,7 @@ class RaftMember(SyncObj):  # type: ignore[misc]
             try:
                 outcome = engine.apply(self.state, entry)
             except Exception as exc:  # an engine bug: refuse the entry the same way everywhere
-                log.exception("applying entry %d failed", index)
+                log.exception("applying entry %d failed", index, extra={"request_id": entry.request_id})
                 outcome = Outcome.rejected(Rejection("internal", f"internal error: {exc}"))
             if last:  # of its Raft entry: pysyncobj bumps raftLastApplied only after apply
                 # returns (and after the callbacks ran); the X-Raft-Applied-Index header
@@ -198,6 +202,20 @@ class RaftMember(SyncObj):  # type: ignore[misc]
             message = self.snapshot_guard.filter(log, message, commit_index)
         SyncObj._SyncObj__onMessageReceived(self, node, message)
 
+    def _SyncObj__doChangeCluster(self, request: Any, reverse: bool = False) -> bool:  # noqa: N802
+        # pysyncobj calls this (name-mangled) for each membership entry it logs or
+        # replays; a removed node keeps running but learns it is no longer a member
+        if request[1] == self.selfNode.id and request[0] in ("add", "rem"):
+            self.removed = (request[0] == "rem") != reverse
+            if self.removed:
+                log.warning("this node was removed from the cluster; it no longer takes part")
+        return bool(SyncObj._SyncObj__doChangeCluster(self, request, reverse))
+
+    def _checkCommandsToApply(self) -> None:  # noqa: N802
+        if self.handover.holds(self._isLeader()):
+            return  # handing leadership over: new commands wait until it is done
+        super()._checkCommandsToApply()
+
     def _load_dump(self, path: str) -> tuple[Any, ...]:
         raft_data = self.snapshots.deserialize(path)
         align_with_dump(self._SyncObj__raftLog, raft_data)  # before pysyncobj compares them
@@ -231,6 +249,7 @@ class RaftMember(SyncObj):  # type: ignore[misc]
             self._status_at = now
             self._refresh_status()
         if self._isLeader():
+            self.handover.tick(self.transferLeadership)
             self._propose_due_tick(now)
 
     def _refresh_status(self) -> None:
@@ -271,7 +290,7 @@ class RaftNode:
             lambda blob, cb: self._require_member().apply_entry(blob, callback=cb),
             lambda blobs, cb: self._require_member().apply_group(blobs, callback=cb),
         )
-        self.http_of: dict[str, str | None] = settings.peer_http()
+        self.membership = Membership(self)
         self.events = EventWindow(settings.events_window)
 
     def start(self) -> None:
@@ -280,10 +299,12 @@ class RaftNode:
         storage.recover()  # an empty data dir + --redis: the newest snapshot, before Raft starts
         self.member = member = RaftMember(self.settings, storage.notify_dump, self.events)
         storage.attach(member, lambda: member.status_view.is_leader, member.applied_listeners)
+        self.membership.start()
         log.info("raft member %s started (peers: %s)", self.settings.raft,
                  ", ".join(p.raft for p in self.settings.peers) or "none")
 
     def stop(self) -> None:
+        self.membership.stop()
         if self.member is not None:
             self.member.destroy_synchronous()
             self.member = None
@@ -317,7 +338,7 @@ class RaftNode:
         entry = Entry(
             command,
             at_ms=0,  # unstamped: the leader stamps it as it appends it (RaftMember._applyCommand)
-            request_id=self._next_request_id(),
+            request_id=REQUEST_ID.get() or self._next_request_id(),
             idempotency_key=idempotency_key,
             principal=principal,
         )
@@ -398,19 +419,43 @@ class RaftNode:
 
     # -- operations -------------------------------------------------------
 
+    @property
+    def http_of(self) -> dict[str, str | None]:
+        """Raft address -> HTTP address of every member known (membership.py)."""
+        return {raft: info.http for raft, info in self.membership.addresses().items()}
+
+    def names(self) -> dict[str, str]:
+        return {raft: info.name for raft, info in self.membership.addresses().items()}
+
+    @property
+    def removed(self) -> bool:
+        return self.member is not None and self.member.removed
+
     async def add_member(self, raft: str, http: str | None, timeout: float) -> None:
-        member = self._require_member()
-        _, error = await self._call(lambda cb: member.addNodeToCluster(raft, callback=cb), timeout)
-        if error != FAIL_REASON.SUCCESS:
-            raise _failure(error, timeout)
-        self.http_of[raft] = http
+        await self.membership.add(raft, http, timeout)
 
     async def remove_member(self, raft: str, timeout: float) -> None:
+        await self.membership.remove(raft, timeout)
+
+    async def hand_over(self, timeout: float) -> str | None:
+        return await self.membership.hand_over(timeout)
+
+    def change_pending(self) -> bool:
+        """A membership change this leader logged has not been applied yet."""
         member = self._require_member()
-        _, error = await self._call(lambda cb: member.removeNodeFromCluster(raft, callback=cb), timeout)
+        index = member._SyncObj__changeClusterIDx  # an int or None, replaced atomically
+        return index is not None and member.raftLastApplied < index
+
+    async def raft_call(self, call: Callable[[RaftMember, Callable[[Any, int], None]], None],
+                        timeout: float) -> None:
+        """Run a pysyncobj membership call; raise `Unavailable`/`Timeout` unless it committed."""
+        member = self._require_member()
+        _, error = await self._call(lambda cb: call(member, cb), timeout)
         if error != FAIL_REASON.SUCCESS:
             raise _failure(error, timeout)
-        self.http_of.pop(raft, None)
+
+    def require_member(self) -> RaftMember:
+        return self._require_member()
 
     async def snapshot_now(self, timeout: float) -> SnapshotInfo:
         """Ask pysyncobj to compact the log now and wait (bounded) for the new snapshot."""

@@ -131,7 +131,7 @@ class Workload:
     async def reader(self, url: str, stop_at: float) -> None:
         """Linearizable and stale reads on one node only (no failover), errors ignored."""
         process = f"reader@{url}"
-        async with AsyncClient([url], deadline=1.5, attempt_timeout=1.0) as fsm:
+        async with AsyncClient([url], deadline=1.5, attempt_timeout=1.0, discover=False) as fsm:
             while time.monotonic() < stop_at:
                 for oid in self.objects:
                     await self.read(fsm, process, oid, url)

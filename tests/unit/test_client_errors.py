@@ -179,7 +179,7 @@ def fast(**overrides: float) -> RetryPolicy:
 async def test_unavailable_node_fails_over_to_the_next_and_stays_there(nodes) -> None:
     a = await nodes(error(503, "unavailable", "1"))
     b = await nodes(OK)
-    async with AsyncClient([a.url, b.url], policy=fast()) as fsm:
+    async with AsyncClient([a.url, b.url], discover=False, policy=fast()) as fsm:
         assert (await fsm.get_object("m", "x"))["object"]["version"] == 1
         await fsm.get_object("m", "y")
     assert len(a.requests) == 1 and len(b.requests) == 2
@@ -187,14 +187,14 @@ async def test_unavailable_node_fails_over_to_the_next_and_stays_there(nodes) ->
 
 async def test_refused_connection_moves_on_to_the_next_node(nodes) -> None:
     b = await nodes(OK)
-    async with AsyncClient([closed_port_url(), b.url], policy=fast()) as fsm:
+    async with AsyncClient([closed_port_url(), b.url], discover=False, policy=fast()) as fsm:
         await fsm.transition("m", "x", "go")
     assert len(b.requests) == 1
 
 
 async def test_one_node_answering_503_then_200_is_retried_after_a_bounded_pause(nodes) -> None:
     a = await nodes(error(503, "unavailable", "30"), error(503, "unavailable", "30"), OK)
-    async with AsyncClient([a.url], policy=fast(retry_after_max=0.2)) as fsm:
+    async with AsyncClient([a.url], discover=False, policy=fast(retry_after_max=0.2)) as fsm:
         started = time.monotonic()
         await fsm.list_machines()
         elapsed = time.monotonic() - started
@@ -205,7 +205,7 @@ async def test_one_node_answering_503_then_200_is_retried_after_a_bounded_pause(
 async def test_every_node_unavailable_raises_unavailable_at_the_deadline(nodes) -> None:
     a = await nodes(error(503, "unavailable", "1"))
     b = await nodes(error(503, "unavailable", "1"))
-    async with AsyncClient([a.url, b.url], policy=fast(deadline=0.6)) as fsm:
+    async with AsyncClient([a.url, b.url], discover=False, policy=fast(deadline=0.6)) as fsm:
         started = time.monotonic()
         with pytest.raises(errors.Unavailable) as caught:
             await fsm.get_object("m", "x")
@@ -216,14 +216,14 @@ async def test_every_node_unavailable_raises_unavailable_at_the_deadline(nodes) 
 async def test_a_504_transition_is_retried_with_the_same_idempotency_key(nodes) -> None:
     a = await nodes(error(504, "timeout"))
     b = await nodes(OK)
-    async with AsyncClient([a.url, b.url], policy=fast()) as fsm:
+    async with AsyncClient([a.url, b.url], discover=False, policy=fast()) as fsm:
         await fsm.transition("m", "x", "go", {"n": 1})
     assert a.keys[0] is not None and a.keys == b.keys
 
 
 async def test_each_transition_call_gets_its_own_key_unless_one_is_given(nodes) -> None:
     a = await nodes(OK)
-    async with AsyncClient([a.url], policy=fast()) as fsm:
+    async with AsyncClient([a.url], discover=False, policy=fast()) as fsm:
         await fsm.transition("m", "x", "go")
         await fsm.transition("m", "x", "go")
         await fsm.transition("m", "x", "go", idempotency_key="k-1")
@@ -233,7 +233,7 @@ async def test_each_transition_call_gets_its_own_key_unless_one_is_given(nodes) 
 async def test_a_request_without_a_key_is_not_resent_after_an_unknown_outcome(nodes) -> None:
     a = await nodes(error(504, "timeout"))
     b = await nodes(OK)
-    async with AsyncClient([a.url, b.url], policy=fast()) as fsm:
+    async with AsyncClient([a.url, b.url], discover=False, policy=fast()) as fsm:
         with pytest.raises(errors.Timeout):
             await fsm.delete_object("m", "x")
     assert len(a.requests) == 1 and not b.requests
@@ -242,7 +242,7 @@ async def test_a_request_without_a_key_is_not_resent_after_an_unknown_outcome(no
 async def test_a_write_whose_first_attempt_got_no_answer_ends_in_timeout_not_unavailable(nodes) -> None:
     a = await nodes(hang(3.0))
     b = await nodes(error(503, "unavailable", "1"))
-    async with AsyncClient([a.url, b.url], policy=fast(attempt_timeout=0.2, deadline=0.8)) as fsm:
+    async with AsyncClient([a.url, b.url], discover=False, policy=fast(attempt_timeout=0.2, deadline=0.8)) as fsm:
         with pytest.raises(errors.Timeout, match="outcome is unknown"):
             await fsm.transition("m", "x", "go")
         with pytest.raises(errors.Unavailable):  # a read that got no answer changed nothing
@@ -252,7 +252,7 @@ async def test_a_write_whose_first_attempt_got_no_answer_ends_in_timeout_not_una
 async def test_business_errors_are_raised_at_once_without_failover(nodes) -> None:
     a = await nodes(error(409, "transition_not_allowed"))
     b = await nodes(OK)
-    async with AsyncClient([a.url, b.url], policy=fast()) as fsm:
+    async with AsyncClient([a.url, b.url], discover=False, policy=fast()) as fsm:
         with pytest.raises(errors.TransitionNotAllowed):
             await fsm.transition("m", "x", "go")
     assert len(a.requests) == 1 and not b.requests
@@ -261,7 +261,7 @@ async def test_business_errors_are_raised_at_once_without_failover(nodes) -> Non
 async def test_a_frozen_node_costs_one_attempt_timeout_then_is_tried_last(nodes) -> None:
     a = await nodes(hang(3.0))
     b = await nodes(OK)
-    async with AsyncClient([a.url, b.url], policy=fast(attempt_timeout=0.3)) as fsm:
+    async with AsyncClient([a.url, b.url], discover=False, policy=fast(attempt_timeout=0.3)) as fsm:
         started = time.monotonic()
         await fsm.transition("m", "x", "go")
         await fsm.transition("m", "y", "go")
@@ -275,7 +275,7 @@ async def test_the_blocking_client_runs_the_same_calls(nodes) -> None:
     a = await nodes(answer(200, {"machines": []}))
 
     def use() -> dict[str, object]:
-        with Client([a.url], policy=fast()) as fsm:
+        with Client([a.url], discover=False, policy=fast()) as fsm:
             return fsm.list_machines()
 
     assert await asyncio.to_thread(use) == {"machines": []}
@@ -285,7 +285,7 @@ async def test_blocking_client_raises_typed_errors(nodes) -> None:
     a = await nodes(error(404, "object_not_found"))
 
     def use() -> None:
-        with Client(a.url, policy=fast()) as fsm:
+        with Client(a.url, discover=False, policy=fast()) as fsm:
             fsm.get_object("m", "x")
 
     with pytest.raises(errors.ObjectNotFound):

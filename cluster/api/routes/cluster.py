@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from cluster.config import SettingsError, parse_address
 from cluster.core.records import iso_ms
+from cluster.errors import Unavailable
 from cluster.storage.snapshot_file import SnapshotInfo
 
-from .. import inputs
+from .. import forward, inputs
 from ..context import ClusterNode, node_of, settings_of
 from ..errors import ApiError
 from ..responses import json_response
@@ -21,14 +23,18 @@ def cluster_status(node: ClusterNode) -> dict[str, Any]:
     status = node.status()
     snapshot = node.snapshot_info
 
+    http_of, names = node.http_of, node.names()
+
     def member(raft: str | None) -> dict[str, Any] | None:
-        return None if raft is None else {"raft": raft, "http": node.http_of.get(raft)}
+        if raft is None:
+            return None
+        return {"raft": raft, "http": http_of.get(raft)}
 
     members = [
-        {**member(status.node), "connected": True, "match_index": status.applied_index,  # type: ignore[dict-item]
+        {**member(status.node), "name": names.get(status.node, status.node), "connected": True, "match_index": status.applied_index,  # type: ignore[dict-item]
          "self": True, "leader": status.leader == status.node}
     ] + [
-        {**member(m.raft), "connected": m.connected, "match_index": m.match_index,  # type: ignore[dict-item]
+        {**member(m.raft), "name": names.get(m.raft, m.raft), "connected": m.connected, "match_index": m.match_index,  # type: ignore[dict-item]
          "self": False, "leader": status.leader == m.raft}
         for m in status.members
     ]
@@ -38,7 +44,8 @@ def cluster_status(node: ClusterNode) -> dict[str, Any]:
         "term": status.term,
         "commit_index": node.commit_index,
         "applied_index": node.applied_index,
-        "ready": status.ready(),
+        "ready": status.ready() and not node.removed,
+        "removed": node.removed,
         "has_quorum": status.has_quorum,
         "leader_changes": status.leader_changes,
         "members": members,
@@ -86,19 +93,32 @@ def raft_address(value: Any, what: str) -> str:
 
 
 async def add_member(request: web.Request) -> web.Response:
+    """On the leader (a follower forwards it there): membership.py says what is refused."""
     body = await inputs.read_json(request, settings_of(request))
     inputs.check_fields(body, {"raft", "http"})
     raft = raft_address(body.get("raft"), "raft")
     http = raft_address(body["http"], "http") if body.get("http") is not None else None
-    node = node_of(request)
-    await node.add_member(raft, http, inputs.timeout(request, settings_of(request)))
+    node, timeout = node_of(request), inputs.timeout(request, settings_of(request))
+    leader = await forward.leader_http(node)
+    if leader is not None:
+        return await forward.to_leader(request, leader, orjson.dumps(body), timeout)
+    await node.add_member(raft, http, timeout)
     return json_response(cluster_status(node), 200)
 
 
 async def remove_member(request: web.Request) -> web.Response:
+    """On the leader; removing the leader itself hands leadership over first."""
     raft = raft_address(request.match_info["raft"], "raft")
-    node = node_of(request)
-    await node.remove_member(raft, inputs.timeout(request, settings_of(request)))
+    node, timeout = node_of(request), inputs.timeout(request, settings_of(request))
+    leader = await forward.leader_http(node)
+    if leader is None and raft == node.status().node:
+        await node.hand_over(min(timeout, 5.0))
+        leader = await forward.leader_http(node)
+        if leader is None:
+            raise Unavailable("the leader could not hand leadership over before removing itself; retry")
+    if leader is not None:
+        return await forward.to_leader(request, leader, None, timeout)
+    await node.remove_member(raft, timeout)
     return json_response(cluster_status(node), 200)
 
 
@@ -111,10 +131,11 @@ ROUTES = [
     Route("GET", "/v1/cluster", get_cluster, "This node's view of the cluster", "cluster",
           {200: "ClusterStatus"}),
     Route("POST", "/v1/cluster/members", add_member, "Add a member (through the log)", "cluster",
-          {200: "ClusterStatus", 400: "Error", 503: "Error", 504: "Error"}, request="Member",
+          {200: "ClusterStatus", 400: "Error", 409: "Error", 503: "Error", 504: "Error"}, request="Member",
           params=(TIMEOUT,)),
     Route("DELETE", "/v1/cluster/members/{raft}", remove_member, "Remove a member", "cluster",
-          {200: "ClusterStatus", 400: "Error", 503: "Error", 504: "Error"}, params=(TIMEOUT,)),
+          {200: "ClusterStatus", 400: "Error", 404: "Error", 409: "Error", 503: "Error", 504: "Error"},
+          params=(TIMEOUT,)),
     Route("POST", "/v1/cluster/snapshot", take_snapshot, "Take a snapshot now", "cluster",
           {200: "Snapshot", 400: "Error", 503: "Error", 504: "Error"}, params=(TIMEOUT,)),
 ]

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cluster.errors import ClusterError
 
-from ..context import METRICS, OPENAPI, node_of
+from ..context import LIFECYCLE, METRICS, OPENAPI, node_of
 from ..responses import json_response
 from .table import Route
 
@@ -17,10 +17,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[LIFECYCLE].draining:
+        return json_response({"ready": False, "reason": "this node is shutting down"}, 503, {"Retry-After": "1"})
     try:
         status = node_of(request).status()
     except ClusterError as exc:
         return json_response({"ready": False, "reason": str(exc)}, 503, {"Retry-After": "1"})
+    if getattr(node_of(request), "removed", False):
+        return json_response({"ready": False, "reason": "this node was removed from the cluster"}, 503,
+                             {"Retry-After": "1"})
     if status.ready():
         return json_response({"ready": True, "leader": status.leader, "term": status.term})
     if status.leader is None:

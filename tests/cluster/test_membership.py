@@ -1,0 +1,75 @@
+"""Members that know each other and membership changes (SPEC 4.8, issue 15), with real nodes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.client import Client
+
+from .ops_harness import Load, OpsCluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
+
+
+def test_raft_only_peers_learn_every_http_address_and_client_discovers_them(tmp_path: Path) -> None:
+    with OpsCluster(tmp_path, n=3).start_initial() as cluster:
+        cluster.wait_members([0, 1, 2], {0, 1, 2})
+        leader = cluster.nodes[cluster.leader_index()]
+        for i in range(3):
+            body = cluster.status(i)
+            assert body["leader"] == {"raft": leader.raft, "http": leader.http}
+            assert all(m["name"] == m["raft"] for m in body["members"])
+        with Client(cluster.urls[1]) as fsm:
+            fsm.list_machines()
+            assert set(fsm.urls) == set(cluster.urls)
+
+
+def test_unsafe_changes_are_refused(tmp_path: Path) -> None:
+    with OpsCluster(tmp_path, n=3).start_initial() as cluster:
+        cluster.wait_members([0, 1, 2], {0, 1, 2})
+        follower = cluster.follower_indexes()[0]
+        http = cluster.http(follower)  # a follower forwards membership changes to the leader
+        for _ in range(3):  # issue 17 item 16: unreachable members never go in
+            r = http.post("/v1/cluster/members", json={"raft": "127.0.0.1:9", "http": "127.0.0.1:10"})
+            assert (r.status, r.error_code) == (409, "unsafe_change"), r
+        assert {m["raft"] for m in cluster.status(follower)["members"]} == {n.raft for n in cluster.nodes}
+        r = http.delete("/v1/cluster/members/127.0.0.1:9")
+        assert (r.status, r.error_code) == (404, "not_found"), r
+        # with one member down, removing another would leave 1 of 2: no quorum
+        leader = cluster.leader_index()
+        down, other = [i for i in range(3) if i != leader]
+        cluster.kill(down)
+        time.sleep(1.0)
+        r = cluster.http(leader).delete(f"/v1/cluster/members/{cluster.nodes[other].raft}")
+        assert (r.status, r.error_code) == (409, "unsafe_change"), r
+        assert cluster.http(other).get("/readyz").status == 200
+
+
+def test_grow_to_five_with_join_and_shrink_to_three_removing_the_leader_under_load(tmp_path: Path) -> None:
+    cluster = OpsCluster(tmp_path, n=5, joins={3: 0, 4: 1})
+    with cluster.start_initial():
+        load = Load(cluster, writers=3).start(seconds=40)
+        cluster.spawn(3)
+        cluster.wait_ready([3])
+        cluster.spawn(4)
+        cluster.wait_ready([4])
+        cluster.wait_members(list(range(5)), set(range(5)))
+        leader = cluster.leader_index()
+        rest = [i for i in range(5) if i != leader]
+        gone = {leader, rest[0]}
+        r = cluster.http(rest[1]).delete(f"/v1/cluster/members/{cluster.nodes[leader].raft}")
+        assert r.status == 200, r
+        r = cluster.http(rest[2]).delete(f"/v1/cluster/members/{cluster.nodes[rest[0]].raft}")
+        assert r.status == 200, r
+        remaining = sorted(set(range(5)) - gone)
+        cluster.wait_members(remaining, set(remaining))
+        for i in gone:
+            cluster.stop_node(i)
+        load.join()
+        assert load.acked > 50, load.acked
+        load.work.assert_consistent()
+        load.work.assert_acked_present([cluster.urls[i] for i in remaining])
+        assert load.longest_gap() < 10.0, load.longest_gap()
