@@ -3,8 +3,9 @@
 A follower that takes `POST /v1/cluster/members` or `DELETE /v1/cluster/members/...`
 passes it, with its `Authorization` header, to the leader's HTTP address (which
 every node knows, see raft/membership.py) and answers with the leader's answer.
-A forwarded request carries `X-Fsm-Forwarded`; a node that gets one but is not
-the leader answers 503 (the leader changed; retry) instead of forwarding again.
+A forwarded request carries `X-Fsm-Forwarded: <hops>`; it is forwarded at most
+twice (a follower to the leader; a leader that handed over to remove itself, to
+the next), else it answers 503 (the leader changed; retry).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cluster.errors import Unavailable
 from .context import ClusterNode
 
 FORWARDED = "X-Fsm-Forwarded"
+MAX_HOPS = 2  # a follower to the leader, and that leader (having handed over) to the next
 LEADER_WAIT = 3.0  # seconds to wait for a leader to be known (e.g. right after a hand-over)
 
 
@@ -40,9 +42,10 @@ async def leader_http(node: ClusterNode, wait: float = LEADER_WAIT) -> str | Non
 
 
 async def to_leader(request: web.Request, http: str, body: bytes | None, timeout: float) -> web.Response:
-    if request.headers.get(FORWARDED):
+    hops = int(request.headers.get(FORWARDED, "0")) if request.headers.get(FORWARDED, "0").isdigit() else 9
+    if hops >= MAX_HOPS:
         raise Unavailable("the leader changed while this request was forwarded; retry")
-    headers = {FORWARDED: "1", "Content-Type": request.headers.get("Content-Type", "application/json")}
+    headers = {FORWARDED: str(hops + 1), "Content-Type": request.headers.get("Content-Type", "application/json")}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
     url = f"http://{http}{request.rel_url}"

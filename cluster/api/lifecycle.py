@@ -71,7 +71,7 @@ class Lifecycle:
         return lifecycle_middleware
 
     def _log(self, request: web.Request, status: int, started: float) -> None:
-        if self.access_log or status >= 500:
+        if self.access_log or (status >= 500 and request.path not in ALWAYS_SERVED):
             log.log(logging.INFO if status < 500 else logging.WARNING, "%s %s %d", request.method,
                     request.path, status, extra={"method": request.method, "path": request.path,
                                                  "status": status,

@@ -51,6 +51,7 @@ def test_unsafe_changes_are_refused(tmp_path: Path) -> None:
 def test_grow_to_five_with_join_and_shrink_to_three_removing_the_leader_under_load(tmp_path: Path) -> None:
     cluster = OpsCluster(tmp_path, n=5, joins={3: 0, 4: 1})
     with cluster.start_initial():
+        started = time.monotonic()
         load = Load(cluster, writers=3).start(seconds=40)
         cluster.spawn(3)
         cluster.wait_ready([3])
@@ -68,7 +69,10 @@ def test_grow_to_five_with_join_and_shrink_to_three_removing_the_leader_under_lo
         cluster.wait_members(remaining, set(remaining))
         for i in gone:
             cluster.stop_node(i)
+        changed_at = time.monotonic()
         load.join()
+        print(f"grow/shrink: {load.acked} acknowledged writes, longest gap {load.longest_gap():.2f}s, "
+              f"{load.indeterminate_writes()} indeterminate, changes done {changed_at - started:.1f}s")
         assert load.acked > 50, load.acked
         load.work.assert_consistent()
         load.work.assert_acked_present([cluster.urls[i] for i in remaining])
