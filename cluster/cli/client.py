@@ -1,5 +1,5 @@
-"""Client commands of the CLI: `machine`, `object`, `transition`, `vote`, `withdraw`, `watch`,
-`status`.
+"""Client commands of the CLI: `machine`, `object`, `transition`, `vote`, `withdraw`, `watch`
+(and, from members.py, `status` and `member`).
 
 They talk to a running cluster through `cluster.client` and fail over between the
 nodes given by `--url` (repeatable) or `FSM_URL` (comma-separated), by default the
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +23,8 @@ import yaml
 
 from cluster.client import AsyncClient
 from cluster.client.errors import FsmError, Timeout, Unavailable
+
+from .members import add_member_commands
 
 DEFAULT_URLS = ("http://127.0.0.1:8101", "http://127.0.0.1:8102", "http://127.0.0.1:8103")
 EXIT_REQUEST, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
@@ -110,8 +111,7 @@ def add_client_commands(subparsers: Any) -> None:
     watch.add_argument("--since", type=int, metavar="N", help="start after log index N (default: now)")
     watch.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    status = leaf(subparsers, "status", run_status, "the cluster's members, leader and indexes")
-    status.add_argument("--json", action="store_true", help="print /v1/cluster as JSON")
+    add_member_commands(subparsers, leaf)
 
 
 def add_object_args(parser: argparse.ArgumentParser) -> None:
@@ -272,48 +272,3 @@ def format_event(e: dict[str, Any]) -> str:
     data = orjson.dumps(e.get("data")).decode() if e.get("data") else ""
     return f"#{e.get('index')} {e.get('at')} {e.get('machine')}/{e.get('object')} v{e.get('version')} " \
            f"{kind} {about} {data}".rstrip()
-
-
-async def run_status(client: AsyncClient, args: argparse.Namespace) -> Any:
-    status = await client.cluster_status()
-    leader = status.get("leader") or {}
-    node = status.get("node") or {}
-    if leader.get("http") and leader.get("raft") != node.get("raft"):
-        with contextlib.suppress(FsmError):  # the leader knows every member's match index
-            status = await client.cluster_status(url=f"http://{leader['http']}")
-    return status if args.json else format_status(status)
-
-
-def format_status(status: dict[str, Any]) -> str:
-    node = status.get("node") or {}
-    leader = status.get("leader") or {}
-    lines = [
-        f"answered by  {node.get('raft')} (http {node.get('http')})",
-        f"leader       {leader.get('raft') or 'none'}"
-        + (f" (http {leader.get('http')})" if leader.get("http") else ""),
-        f"term {status.get('term')}   commit index {status.get('commit_index')}   "
-        f"applied index {status.get('applied_index')}   ready {yes(status.get('ready'))}",
-        "",
-    ]
-    rows = [("RAFT", "HTTP", "ROLE", "CONNECTED", "MATCH INDEX")]
-    for member in status.get("members", []):
-        is_leader = member.get("leader", member.get("raft") == leader.get("raft"))
-        role = "leader" if is_leader else "follower"
-        if member.get("self"):
-            role += " *"
-        rows.append((
-            str(member.get("raft")), str(member.get("http") or "-"), role,
-            yes(member.get("connected")), str(member.get("match_index", "-")),
-        ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    snapshot = status.get("snapshot") or {}
-    if snapshot:
-        lines += ["", f"snapshot: store {snapshot.get('store')}, last index {snapshot.get('last_index')}, "
-                      f"at {snapshot.get('last_at')}, ok {yes(snapshot.get('ok'))}"]
-    lines.append("(* the node that answered)")
-    return "\n".join(lines) + "\n"
-
-
-def yes(value: Any) -> str:
-    return "yes" if value else "no"

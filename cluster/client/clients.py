@@ -314,6 +314,15 @@ class AsyncClient:
             return await self._call("GET", "/v1/cluster")
         return await self._direct("GET", url, "/v1/cluster")
 
+    async def add_member(self, raft: str, http: str | None = None) -> JSON:
+        """Add a started node (SPEC 4.8); the answer is the cluster's status."""
+        body: JSON = {"raft": raft} if http is None else {"raft": raft, "http": http}
+        return await self._call("POST", "/v1/cluster/members", json_body=body)
+
+    async def remove_member(self, raft: str) -> JSON:
+        """Remove a member; not retried after an unknown outcome (it would answer not_found)."""
+        return await self._call("DELETE", f"/v1/cluster/members/{_seg(raft)}", retry_safe=False)
+
     async def ready(self, url: str) -> bool:
         """Whether the node at `url` answers `/readyz` with 200 (no failover)."""
         try:
@@ -405,6 +414,8 @@ class Client:
     events = _blocking(AsyncClient.events)
     cluster_status = _blocking(AsyncClient.cluster_status)
     ready = _blocking(AsyncClient.ready)
+    add_member = _blocking(AsyncClient.add_member)
+    remove_member = _blocking(AsyncClient.remove_member)
 
 
 async def _awaited(awaitable: Awaitable[R]) -> R:

@@ -165,6 +165,9 @@ class RaftMember(SyncObj):  # type: ignore[misc]
             except Exception as exc:  # an engine bug: refuse the entry the same way everywhere
                 log.exception("applying entry %d failed", index, extra={"request_id": entry.request_id})
                 outcome = Outcome.rejected(Rejection("internal", f"internal error: {exc}"))
+            if log.isEnabledFor(logging.DEBUG):  # every node names the request it applies
+                log.debug("applied entry %d: %s -> %s", index, entry.command.kind, outcome.status,
+                          extra={"request_id": entry.request_id, "index": index})
             if last:  # of its Raft entry: pysyncobj bumps raftLastApplied only after apply
                 # returns (and after the callbacks ran); the X-Raft-Applied-Index header
                 self.applied_through = index

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from .ops_harness import Load, OpsCluster
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
 
+JSON_LOGS = ("--log-format", "json", "--log-level", "DEBUG", "--access-log")
+
+
 def test_raft_only_peers_learn_every_http_address_and_client_discovers_them(tmp_path: Path) -> None:
-    with OpsCluster(tmp_path, n=3).start_initial() as cluster:
+    with OpsCluster(tmp_path, n=3, extra_args=JSON_LOGS).start_initial() as cluster:
         cluster.wait_members([0, 1, 2], {0, 1, 2})
         leader = cluster.nodes[cluster.leader_index()]
         for i in range(3):
@@ -25,6 +29,19 @@ def test_raft_only_peers_learn_every_http_address_and_client_discovers_them(tmp_
         with Client(cluster.urls[1]) as fsm:
             fsm.list_machines()
             assert set(fsm.urls) == set(cluster.urls)
+        # the request id goes from the request into the Raft entry (logged by every node
+        # that applies it) and back in the answer
+        follower = cluster.follower_indexes()[0]
+        r = cluster.http(follower).put("/v1/machines/m-rid", body="states: {a: {}}\ntransitions: {create: {from: null, to: a}}\n",
+                                       content_type="application/yaml", headers={"X-Request-Id": "rid-42"})
+        assert r.status in (200, 201) and r.headers["X-Request-Id"] == "rid-42", r
+        time.sleep(0.5)
+        for i in range(3):
+            lines = [json.loads(line) for line in cluster.log(i).splitlines() if line.startswith("{")]
+            mine = [line for line in lines if line.get("request_id") == "rid-42"]
+            assert any(line.get("index") for line in mine), (i, mine)  # the apply, on every node
+            if i == follower:
+                assert any(line.get("status") in (200, 201) for line in mine), mine  # the access line
 
 
 def test_unsafe_changes_are_refused(tmp_path: Path) -> None:
