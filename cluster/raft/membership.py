@@ -9,8 +9,9 @@ address and the leader's.
 Changes (`add`, `remove`) run on the leader, one at a time (`change_in_progress`
 while one is unfinished), and are refused (`unsafe_change`) when the new
 configuration would have no reachable majority: an added member must answer on
-its Raft port, and the members the leader reaches (plus the new one) must be a
-majority of the new configuration, as etcd's strict reconfiguration check. The
+its Raft port, and the members the leader reaches (not counting the new one)
+must be a majority of the new configuration, as etcd's strict reconfiguration
+check. The
 leader cannot remove itself (pysyncobj refuses), so it hands leadership over
 first (`HandOver`): it stops appending new commands, waits until the most
 up-to-date follower has everything, and sends it pysyncobj's TimeoutNow.
@@ -50,6 +51,13 @@ HANDOVER_SECONDS = 5.0  # the longest a leader pauses new commands to hand over
 
 def quorum(size: int) -> int:
     return size // 2 + 1
+
+
+def reachable_members(status: RaftStatus, without: str | None = None) -> int:
+    """The leader and the followers that are connected and have acknowledged entries of
+    this leader (a TCP connection alone proves nothing: anything listening accepts it)."""
+    return 1 + sum(1 for m in status.members
+                   if m.raft != without and m.connected and (m.match_index or 0) > 0)
 
 
 class HandOver:
@@ -175,12 +183,16 @@ class Membership:
             if not await raft_port_answers(raft):
                 raise Refused("unsafe_change", f"nothing answers on {raft}: start the new node first "
                               "(fsmcluster node ... --join URL), then add it")
-            reachable = 1 + sum(m.connected for m in status.members) + 1
+            # as etcd's strict reconfiguration check, the new member does not count: the
+            # members we reach now must be a quorum of the new configuration by themselves
+            reachable = reachable_members(status)
             size = len(current) + 1
             if reachable < quorum(size):
-                raise Refused("unsafe_change", f"after adding {raft}, {reachable} of {size} members would "
-                              f"be reachable, fewer than the quorum of {quorum(size)}")
+                raise Refused("unsafe_change", f"after adding {raft}, only {reachable} of {size} members "
+                              f"would be known reachable, fewer than the quorum of {quorum(size)}; "
+                              "bring the unreachable members back (or remove them) first")
             await self.node.raft_call(lambda m, cb: m.addNodeToCluster(raft, callback=cb), timeout)
+            await self._until_published(lambda members: raft in members)
             log.info("member %s added (http %s)", raft, http)
         await self._publish(raft, http)
 
@@ -193,14 +205,24 @@ class Membership:
             raise Unavailable("the leader cannot remove itself: hand leadership over first")
         async with self._one_change():
             size = len(current) - 1
-            reachable = 1 + sum(m.connected for m in status.members if m.raft != raft)
+            reachable = reachable_members(status, without=raft)
             if size < 1 or reachable < quorum(size):
                 raise Refused("unsafe_change", f"after removing {raft}, {reachable} of {size} members "
                               f"would be reachable, fewer than the quorum of {quorum(max(size, 1))}")
             await self.node.raft_call(lambda m, cb: m.removeNodeFromCluster(raft, callback=cb), timeout)
+            await self._until_published(lambda members: raft not in members)
             log.info("member %s removed", raft)
         with contextlib.suppress(ClusterError):
             await self.node.propose(Member(raft, None), timeout=timeout)
+
+    async def _until_published(self, done: Callable[[set[str]], bool], wait: float = 2.0) -> None:
+        """Hold the change until the published status shows it (refreshed every 50 ms),
+        so the next change's checks count the new configuration."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if done({m.raft for m in self.node.status().members}):
+                return
+            await asyncio.sleep(0.02)
 
     async def _publish(self, raft: str, http: str | None) -> None:
         if http is None:

@@ -67,25 +67,54 @@ class OpsCluster(Cluster):
             time.sleep(0.2)
 
 
+class StopAt:
+    """A deadline the writers compare `time.monotonic() < stop_at` against, that
+    `stop()` can also end early (float < StopAt falls back to StopAt.__gt__)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.limit = time.monotonic() + seconds
+        self.stopped = threading.Event()
+
+    def __gt__(self, now: float) -> bool:
+        return not self.stopped.is_set() and now < self.limit
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
 class Load:
-    """test_failover's CAS writers (history + acknowledged tokens), run in a thread."""
+    """test_failover's CAS writers (history + acknowledged tokens), run in a thread
+    until `seconds` pass or `join()` is called after `stop()`."""
 
     def __init__(self, cluster: Cluster, writers: int = 3) -> None:
         self.work: Workload = setup_objects(cluster, writers)
         self.urls = cluster.urls
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.stop_at = StopAt(0)
 
     def start(self, seconds: float) -> Load:
+        self.stop_at = StopAt(seconds)
+        work, urls = self.work, rotations(self.urls, len(self.work.objects))
+
+        async def writers() -> None:
+            await asyncio.gather(*(work.writer(f"w{i}", u, oid, self.stop_at)  # type: ignore[arg-type]
+                                   for i, (u, oid) in enumerate(zip(urls, work.objects, strict=True))))
+
         def run() -> None:
             try:
-                asyncio.run(self.work.run(rotations(self.urls, len(self.work.objects)), [], seconds))
+                asyncio.run(writers())
             except BaseException as exc:  # reported by join()
                 self.error = exc
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
         return self
+
+    def stop(self, after: float = 1.0) -> None:
+        """End the load `after` seconds from now (writes keep going meanwhile)."""
+        time.sleep(after)
+        self.stop_at.stop()
 
     def join(self, timeout: float = 120.0) -> None:
         assert self._thread is not None

@@ -42,7 +42,7 @@ def test_sigterm_turns_readyz_503_at_once_and_exits_0(tmp_path: Path) -> None:
 def test_rolling_restart_under_write_load_loses_nothing_and_only_503s(tmp_path: Path) -> None:
     with OpsCluster(tmp_path, n=3).start_initial() as cluster:
         started = time.monotonic()
-        load = Load(cluster, writers=3).start(seconds=30)
+        load = Load(cluster, writers=3).start(seconds=90)
         time.sleep(2.0)
         leader = cluster.leader_index()
         for i in [j for j in range(3) if j != leader] + [leader]:  # the leader last
@@ -51,6 +51,7 @@ def test_rolling_restart_under_write_load_loses_nothing_and_only_503s(tmp_path: 
             cluster.spawn(i)
             cluster.wait_ready()
         restarted = time.monotonic() - started
+        load.stop(after=2.0)
         load.join()
         print(f"rolling restart: {load.acked} acknowledged writes, longest gap {load.longest_gap():.2f}s, "
               f"{load.indeterminate_writes()} indeterminate, restarts done after {restarted:.1f}s")
