@@ -4,9 +4,10 @@ Every flag `--foo-bar` can also be given as `FSM_FOO_BAR` (a flag wins over the
 environment); `--peer` is repeatable and `FSM_PEERS` is comma-separated. Nothing
 else in the program reads the environment: the rest gets a frozen `Settings`.
 
-A peer is `HOST:RAFTPORT` or `HOST:RAFTPORT@HOST:HTTPPORT`; the second form tells
-this node the peer's HTTP address so `/v1/cluster` can show it (Raft itself only
-needs the Raft address).
+A peer is `HOST:RAFTPORT` or `HOST:RAFTPORT@HOST:HTTPPORT`. Every node publishes
+its own HTTP address through the log (raft/membership.py), so the first form is
+enough; the second only fills `/v1/cluster` before that. `--join URL` replaces
+`--peer`: the node reads the members from a running one and asks to be added.
 """
 
 from __future__ import annotations
