@@ -239,8 +239,10 @@ class Membership:
         follower's forwarded commands answer 503 once we are no longer leader.
         """
         status = self.node.status()
-        if not status.is_leader or not status.members:
-            return status.leader if not status.is_leader else None
+        if not status.is_leader:
+            return status.leader
+        if reachable_members(status) < 2:
+            return None  # no follower could take over (e.g. the last member stopping)
         member: Any = self.node.require_member()
         member.handover.start(timeout)
         log.info("handing leadership over (term %s)", status.term)
