@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.__main__ import main
 from cluster.client import Client
 
 from .ops_harness import Load, OpsCluster
@@ -19,7 +20,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 JSON_LOGS = ("--log-format", "json", "--log-level", "DEBUG", "--access-log")
 
 
-def test_members_know_each_other_join_leave_and_unsafe_changes_are_refused(tmp_path: Path) -> None:
+def test_members_know_each_other_join_leave_and_unsafe_changes_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with OpsCluster(tmp_path, n=4, joins={3: 0}, extra_args=JSON_LOGS).start_initial() as cluster:
         cluster.wait_members([0, 1, 2], {0, 1, 2})
         leader = cluster.nodes[cluster.leader_index()]
@@ -54,15 +57,15 @@ def test_members_know_each_other_join_leave_and_unsafe_changes_are_refused(tmp_p
         listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(3)]
         try:
             bogus = [f"127.0.0.1:{s.getsockname()[1]}" for s in listeners]
+            url = ["--url", cluster.urls[follower]]
             for address in bogus[:2]:
-                r = http.post("/v1/cluster/members", json={"raft": address})
-                assert r.status == 200, r
-            r = http.post("/v1/cluster/members", json={"raft": bogus[2]})
-            assert (r.status, r.error_code) == (409, "unsafe_change"), r
+                assert main(["member", "add", address, *url]) == 0, capsys.readouterr()
+            assert main(["member", "add", bogus[2], *url]) == 1
+            assert "error: unsafe_change: " in capsys.readouterr().err
             cluster.wait_ready([0, 1, 2], timeout=10)
             for address in bogus[:2]:
-                r = http.delete(f"/v1/cluster/members/{address}")
-                assert r.status == 200, r
+                assert main(["member", "remove", address, *url]) == 0, capsys.readouterr()
+            capsys.readouterr()
         finally:
             for listener in listeners:
                 listener.close()
