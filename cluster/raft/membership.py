@@ -243,7 +243,9 @@ class Membership:
             return status.leader
         if reachable_members(status) < 2:
             return None  # no follower could take over (e.g. the last member stopping)
-        member: Any = self.node.require_member()
+        member: Any = self.node.member
+        if member is None:
+            raise Unavailable("the Raft member is not running")
         member.handover.start(timeout)
         log.info("handing leadership over (term %s)", status.term)
         deadline = time.monotonic() + timeout
@@ -258,3 +260,39 @@ class Membership:
             member.handover.stop()
         log.warning("could not hand leadership over within %.1fs", timeout)
         return None
+
+
+class MembershipApi:
+    """What `RaftNode` offers the HTTP layer about members (mixed into it)."""
+
+    membership: Membership
+    member: Any  # the RaftMember, None when stopped
+
+    @property
+    def http_of(self) -> dict[str, str | None]:
+        """Raft address -> HTTP address of every member known."""
+        return {raft: info.http for raft, info in self.membership.addresses().items()}
+
+    def names(self) -> dict[str, str]:
+        return {raft: info.name for raft, info in self.membership.addresses().items()}
+
+    @property
+    def removed(self) -> bool:
+        return self.member is not None and bool(self.member.removed)
+
+    async def add_member(self, raft: str, http: str | None, timeout: float) -> None:
+        await self.membership.add(raft, http, timeout)
+
+    async def remove_member(self, raft: str, timeout: float) -> None:
+        await self.membership.remove(raft, timeout)
+
+    async def hand_over(self, timeout: float) -> str | None:
+        return await self.membership.hand_over(timeout)
+
+    def change_pending(self) -> bool:
+        """A membership change this leader logged has not been applied yet."""
+        member = self.member
+        if member is None:
+            return False
+        index = member._SyncObj__changeClusterIDx  # an int or None, replaced atomically
+        return index is not None and bool(member.raftLastApplied < index)

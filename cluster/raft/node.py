@@ -41,7 +41,7 @@ from .clock import LeaderClock, stamp_command
 from .group_commit import GroupCommit
 from .journal import adopt, align_with_dump
 from .log_guard import SnapshotGuard, without_needless_truncation
-from .membership import HandOver, Membership
+from .membership import HandOver, Membership, MembershipApi
 from .reads import ReadBarrier
 from .status import RaftStatus
 
@@ -279,8 +279,9 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         self._tick_sent_at = 0.0
 
 
-class RaftNode:
-    """The cluster as the HTTP layer sees it; every method runs on the asyncio thread."""
+class RaftNode(MembershipApi):
+    """The cluster as the HTTP layer sees it; every method runs on the asyncio thread
+    (the member addresses and changes it offers are in membership.py)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -422,33 +423,6 @@ class RaftNode:
 
     # -- operations -------------------------------------------------------
 
-    @property
-    def http_of(self) -> dict[str, str | None]:
-        """Raft address -> HTTP address of every member known (membership.py)."""
-        return {raft: info.http for raft, info in self.membership.addresses().items()}
-
-    def names(self) -> dict[str, str]:
-        return {raft: info.name for raft, info in self.membership.addresses().items()}
-
-    @property
-    def removed(self) -> bool:
-        return self.member is not None and self.member.removed
-
-    async def add_member(self, raft: str, http: str | None, timeout: float) -> None:
-        await self.membership.add(raft, http, timeout)
-
-    async def remove_member(self, raft: str, timeout: float) -> None:
-        await self.membership.remove(raft, timeout)
-
-    async def hand_over(self, timeout: float) -> str | None:
-        return await self.membership.hand_over(timeout)
-
-    def change_pending(self) -> bool:
-        """A membership change this leader logged has not been applied yet."""
-        member = self._require_member()
-        index = member._SyncObj__changeClusterIDx  # an int or None, replaced atomically
-        return index is not None and member.raftLastApplied < index
-
     async def raft_call(self, call: Callable[[RaftMember, Callable[[Any, int], None]], None],
                         timeout: float) -> None:
         """Run a pysyncobj membership call; raise `Unavailable`/`Timeout` unless it committed."""
@@ -456,9 +430,6 @@ class RaftNode:
         _, error = await self._call(lambda cb: call(member, cb), timeout)
         if error != FAIL_REASON.SUCCESS:
             raise _failure(error, timeout)
-
-    def require_member(self) -> RaftMember:
-        return self._require_member()
 
     async def snapshot_now(self, timeout: float) -> SnapshotInfo:
         """Ask pysyncobj to compact the log now and wait (bounded) for the new snapshot."""
