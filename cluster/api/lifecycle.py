@@ -6,7 +6,8 @@ cluster/logs.py), counts it while it runs, and logs it: every request with
 answers 503 at once and every new request but `/healthz`, `/readyz` and
 `/metrics` gets `503 unavailable` with `Retry-After` and `Connection: close`, so
 clients and load balancers move to another node; requests already running
-finish (bounded by --shutdown-timeout).
+finish (bounded by --shutdown-timeout); event-feed streams are not waited for (the
+feed ends them when the server stops).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .errors import ApiError, error_response
 
 log = logging.getLogger("fsmcluster.access")
 ALWAYS_SERVED = ("/healthz", "/readyz", "/metrics")
+STREAMS = ("/v1/events",)  # long-lived: not waited for (the feed ends its streams on shutdown)
 
 
 class Lifecycle:
@@ -50,8 +52,10 @@ class Lifecycle:
             rid = request_id_from(request.headers.get("X-Request-Id"))
             token = REQUEST_ID.set(rid)
             started = time.perf_counter()
-            self.in_flight += 1
-            self._idle.clear()
+            counted = request.path not in STREAMS
+            if counted:
+                self.in_flight += 1
+                self._idle.clear()
             try:
                 if self.draining and request.path not in ALWAYS_SERVED:
                     response: web.StreamResponse = error_response(ApiError(
@@ -63,9 +67,10 @@ class Lifecycle:
                 self._log(request, response.status, started)
                 return response
             finally:
-                self.in_flight -= 1
-                if self.in_flight == 0:
-                    self._idle.set()
+                if counted:
+                    self.in_flight -= 1
+                    if self.in_flight == 0:
+                        self._idle.set()
                 REQUEST_ID.reset(token)
 
         return lifecycle_middleware
