@@ -11,6 +11,7 @@ import pytest
 
 from cluster.__main__ import main
 from cluster.client import Client
+from tests.redis_server import RedisServer
 
 from .ops_harness import Load, OpsCluster
 
@@ -123,3 +124,24 @@ def test_grow_to_five_with_join_and_shrink_to_three_removing_the_leader_under_lo
         load.work.assert_consistent()
         load.work.assert_acked_present([cluster.urls[i] for i in remaining])
         assert load.longest_gap() < 10.0, load.longest_gap()
+
+
+def test_a_joining_node_starts_from_the_redis_snapshot(tmp_path: Path, redis_server: RedisServer) -> None:
+    redis = ("--redis", redis_server.url, "--cluster-id", "join")
+    with OpsCluster(tmp_path, n=4, joins={3: 1}, extra_args=redis).start_initial() as cluster:
+        http = cluster.http(0)
+        source = "states: {a: {}}\ntransitions: {create: {from: null, to: a}}\n"
+        assert http.put("/v1/machines/j", body=source, content_type="application/yaml").status in (200, 201)
+        for i in range(20):
+            assert http.post(f"/v1/machines/j/objects/o{i}/transitions/create").status == 201
+        r = http.post("/v1/cluster/snapshot")
+        assert r.status == 200 and r.json["ok"], r
+        assert http.post("/v1/machines/j/objects/after/transitions/create").status == 201  # past it
+        cluster.spawn(3)
+        cluster.wait_ready([3])
+        cluster.wait_members([0, 1, 2, 3], {0, 1, 2, 3})
+        assert "was empty: restored the" in cluster.log(3), cluster.log(3)[-2000:]
+        new = cluster.http(3)
+        for oid in ("o0", "o19", "after"):
+            r = new.get(f"/v1/machines/j/objects/{oid}?consistency=stale")
+            assert r.status == 200, (oid, r)
