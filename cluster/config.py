@@ -85,6 +85,7 @@ class Settings:
     events_window: int = 100_000  # recent events a node keeps for GET /v1/events
     events_buffer: int = 10_000  # events queued per watcher before it is cut off
     events_keepalive: float = 15.0  # seconds between SSE keep-alive comments
+    fsync: str = "always"  # always: sync the journal before acknowledging; off: never (power loss loses writes)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -154,6 +155,8 @@ class Settings:
                 "need 3 x --heartbeat-period < --raft-min-timeout < --raft-max-timeout, got "
                 f"{self.heartbeat_period}, {self.raft_min_timeout}, {self.raft_max_timeout}"
             )
+        if self.fsync not in ("always", "off"):
+            raise SettingsError(f"--fsync must be always or off, got {self.fsync!r}")
         if self.leader_fallback_timeout <= self.heartbeat_period:
             raise SettingsError("--leader-fallback-timeout must exceed --heartbeat-period")
         return self
@@ -173,6 +176,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def fsync_policy(text: str) -> str:
+    """`always` (sync the Raft journal before an entry counts) or `off`."""
+    value = text.strip().lower()
+    if value not in ("always", "off"):
+        raise ValueError(f"expected always or off, got {text!r}")
+    return value
 
 
 def switch(text: str) -> bool:
@@ -220,6 +231,8 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "events-window": (int, "recent events kept for GET /v1/events (default 100000)"),
     "events-buffer": (int, "events queued per watcher before it is cut off (default 10000)"),
     "events-keepalive": (float, "seconds between SSE keep-alive comments (default 15)"),
+    "fsync": (fsync_policy, "always: sync the journal before a write is acknowledged; off: never "
+                            "(a power cut loses acknowledged writes) (default always)"),
 }
 
 

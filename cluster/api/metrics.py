@@ -11,11 +11,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from cluster.core.state import ClusterState
 from cluster.errors import ClusterError
+from cluster.raft.sync_stats import SyncStats
 
 from .context import ClusterNode
 
@@ -92,6 +98,7 @@ class RaftCollector(Collector):
             "fsm_raft_leader_changes", "leader changes seen by this node", value=status.leader_changes
         )
         yield from idempotency_gauges(self.node)
+        yield from sync_metrics(getattr(self.node, "sync_stats", None))
         barriers = getattr(getattr(self.node, "reads", None), "barriers_sent", None)
         if barriers is not None:
             yield CounterMetricFamily(
@@ -116,6 +123,18 @@ class FeedCollector(Collector):
                                   "behind", value=hub.cut)
         yield CounterMetricFamily("fsm_events_delivered", "events queued to live watchers",
                                   value=hub.delivered)
+
+
+def sync_metrics(stats: SyncStats | None) -> Iterator[Metric]:
+    """The Raft journal's syncs (--fsync always): count, latency, entries each sync covered."""
+    if stats is None:
+        return
+    yield CounterMetricFamily("fsm_journal_syncs", "fdatasync calls on the Raft journal", value=stats.syncs)
+    for name, doc, histogram in (
+        ("fsm_journal_sync_duration_seconds", "time one journal sync took", stats.latency),
+        ("fsm_journal_entries_per_sync", "Raft entries one journal sync made durable", stats.entries),
+    ):
+        yield HistogramMetricFamily(name, doc, buckets=histogram.cumulative(), sum_value=histogram.total)
 
 
 class Metrics:

@@ -1,85 +1,270 @@
-"""The Raft log on disk: compaction that survives a kill -9, and a journal that agrees with the dump.
+"""The Raft log on disk: appends synced in groups, compaction a kill cannot tear, agreement with the dump.
 
-pysyncobj keeps the log in a `FileJournal` (records in an mmap'd file) and a
-snapshot ("dump") next to it. Two of its steps lose acknowledged entries when
-the process is killed at the wrong moment; the soak found both (docs/RELIABILITY.md):
+pysyncobj 0.3.17 keeps its log in an mmap'd file that it never flushes: an
+entry survives a `kill -9` (the page cache has it) but not a power cut. Our
+`DurableJournal` replaces it (pysyncobj builds it through `createJournal`, see
+node.py) and is plain file I/O:
 
-1. After a snapshot, `FileJournal.deleteEntriesTo` drops the entries the
-   snapshot covers by *clearing the file and writing every kept entry again*,
-   one by one. Killed in between, the journal holds only a prefix of what the
-   node had acknowledged. `CompactingJournal` writes the kept entries to a new
-   file and renames it over the old one: the journal is either the old one or
-   the new one.
-2. The dump file is replaced before the journal is compacted (the next tick).
-   At start pysyncobj compares the journal's first two entries with the two the
-   dump records and, if they differ, *clears the journal*: a kill between the
-   two steps threw away every entry after the snapshot. `align_with_dump` runs
-   as the dump is loaded and first drops the journal's entries before the
-   dump's, when the journal holds the dump's entries, so pysyncobj keeps the rest.
+- **Appends** are `os.write` at the end of the file and are *not* synced one by
+  one. `sync()` makes everything written since the last call durable with one
+  `fdatasync` (group sync); the Raft member calls it before it counts its own
+  entries towards a commit and before it answers an append (node.py). With
+  `fsync=False` (`--fsync off`) nothing is synced, as before.
+- **Records** are `<len, crc32, index, term>` + the command. At start the file
+  is read up to the first record that is short or fails its checksum (the tail
+  a power cut tore: never synced, so never acknowledged) and cut there.
+- **Truncation** (a conflict, `deleteEntriesFrom`) is an `ftruncate`, synced
+  with the appends that follow it.
+- **Compaction** (`deleteEntriesTo`, after a snapshot) writes the kept entries
+  to a new file, syncs it and renames it over the old one (pysyncobj's own
+  rewrites the file in place, and a kill in between left only a prefix).
+- **Term, vote and commit index** go to `<journal>.meta` (pysyncobj's format):
+  written to a temporary file, synced, renamed, the directory synced. Term and
+  vote are stored before pysyncobj acts on them (it calls `setCurrentTerm`
+  before it sends a vote or a request for votes).
 
-Both reach into pysyncobj 0.3.17's private attributes; `adopt` checks that they
-exist, so an upgrade that renames them fails at start, not at the first snapshot.
+A journal written by pysyncobj's `FileJournal` (header `PYSYNCOBJ`) is
+converted at start. `align_with_dump` handles a kill between the dump's rename
+and the compaction (see its doc).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from pysyncobj.journal import (
-    FIRST_RECORD_OFFSET,
-    LAST_RECORD_OFFSET_OFFSET,
-    FileJournal,
-    ResizableFile,
-)
-from pysyncobj.pickle import to_bytes
+from pysyncobj.journal import FileJournal, Journal
+from pysyncobj.pickle import dumps, loads, to_bytes
 
-_OFFSET = struct.Struct("<I")
-_IDX_TERM = struct.Struct("<QQ")
+from .sync_stats import SyncStats
+
+log = logging.getLogger("fsmcluster.raft")
+
+MAGIC = b"FSMRAFT1"
+LEGACY_MAGIC = b"PYSYNCOBJ"
+_HEAD = struct.Struct("<IIQQ")  # command length, crc32 of the rest, index, term
+LogEntry = tuple[bytes, int, int]  # pysyncobj's (command, index, term)
 
 
-class CompactingJournal(FileJournal):  # type: ignore[misc]
-    """A `FileJournal` whose compaction replaces the file atomically. Made by `adopt`, never built."""
+class DurableJournal(Journal):  # type: ignore[misc]
+    """pysyncobj's journal interface on a plain file; see the module doc."""
 
-    path: str
+    def __init__(self, path: str, fsync: bool = True, stats: SyncStats | None = None) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.stats = stats if stats is not None else SyncStats()
+        self._entries: list[LogEntry] = []
+        self._ends: list[int] = []  # file offset after each entry
+        self._unsynced = 0  # entries written since the last sync
+        self._dirty = False  # written or truncated since the last sync
+        self._meta_path = path + ".meta"
+        self._meta: dict[str, Any] = _read_meta(self._meta_path)
+        self._meta_saved = True
+        self._fd = self._open()
+
+    # -- the log ------------------------------------------------------------
+
+    def add(self, command: Any, idx: int, term: int) -> None:
+        record = _record(to_bytes(command), idx, term)
+        _write_all(self._fd, record)
+        self._entries.append((command, idx, term))
+        self._ends.append(self._end() + len(record))
+        self._unsynced += 1
+        self._dirty = True
+
+    def clear(self) -> None:
+        self.deleteEntriesFrom(0)
+
+    def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - pysyncobj's name
+        if entryFrom >= len(self._entries):
+            return
+        self._unsynced = max(0, self._unsynced - (len(self._entries) - entryFrom))
+        del self._entries[entryFrom:]
+        del self._ends[entryFrom:]
+        os.ftruncate(self._fd, self._end())
+        self._dirty = True
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802 - pysyncobj's name
-        kept = self._FileJournal__journal[entryTo:]  # type: ignore[has-type]
-        body = b"".join(_record(*entry) for entry in kept)
-        end = FIRST_RECORD_OFFSET + len(body)
-        header = self._FileJournal__getDefaultHeader()[:LAST_RECORD_OFFSET_OFFSET] + _OFFSET.pack(end)
-        tmp = self.path + ".compact.tmp"
-        with open(tmp, "wb") as f:
-            f.write(header + body)
-            f.flush()
+        kept = self._entries[entryTo:]
+        os.close(self._fd)
+        self._fd = self._rewrite(kept)
+
+    def __getitem__(self, item: Any) -> Any:
+        return self._entries[item]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- durability ---------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        """True when something was written since the last `sync` (always False with fsync off)."""
+        return self._dirty and self.fsync
+
+    def sync(self) -> int:
+        """Make every append and truncation so far durable with one fdatasync; returns the entries covered."""
+        if not self.dirty:
+            return 0
+        covered = self._unsynced
+        with self.stats.timed(covered):
+            os.fdatasync(self._fd)
+        self._unsynced, self._dirty = 0, False
+        return covered
+
+    def flush(self) -> None:
+        self.sync()
+
+    def _destroy(self) -> None:
+        self.sync()
+        os.close(self._fd)
+
+    # -- term, vote, commit index ----------------------------------------------
+
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802
+        self._meta["raftCommitIndex"] = raftCommitIndex
+        self._meta_saved = False
+
+    def getRaftCommitIndex(self) -> int:  # noqa: N802
+        return int(self._meta.get("raftCommitIndex", 1))
+
+    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:  # noqa: N802
+        self._meta["currentTerm"] = term
+        self._meta["votedForNodeId"] = votedForNodeId
+        self._store_meta()
+
+    def getCurrentTerm(self) -> int:  # noqa: N802
+        return int(self._meta.get("currentTerm", 0))
+
+    def getVotedForNodeId(self) -> Any:  # noqa: N802
+        return self._meta.get("votedForNodeId")
+
+    def onOneSecondTimer(self) -> None:  # noqa: N802
+        if not self._meta_saved:
+            self._store_meta()
+
+    def _store_meta(self) -> None:
+        _replace_file(self._meta_path, dumps(self._meta), self.fsync)
+        self._meta_saved = True
+
+    # -- the file -------------------------------------------------------------
+
+    def _end(self) -> int:
+        return self._ends[-1] if self._ends else len(MAGIC)
+
+    def _open(self) -> int:
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return self._rewrite([])
+        if data.startswith(LEGACY_MAGIC):
+            log.info("converting pysyncobj's journal %s to ours", self.path)
+            return self._rewrite(_legacy_entries(self.path))
+        if not data.startswith(MAGIC):
+            raise RuntimeError(f"{self.path} is not a Raft journal (unknown header {data[:8]!r})")
+        self._entries, self._ends = _parse(data)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        if self._end() < len(data):
+            log.warning("journal %s: dropping %d bytes after the last whole record (a tail torn by a power cut: never synced)",
+                        self.path, len(data) - self._end())
+            os.ftruncate(fd, self._end())
+            os.fsync(fd)
+        return fd
+
+    def _rewrite(self, entries: list[LogEntry]) -> int:
+        """Write `entries` to a new file, sync it, rename it into place; returns its descriptor."""
+        records = [_record(*entry) for entry in entries]
+        _replace_file(self.path, MAGIC + b"".join(records), durable=True)
+        self._entries, self._ends, offset = list(entries), [], len(MAGIC)
+        for record in records:
+            offset += len(record)
+            self._ends.append(offset)
+        self._unsynced, self._dirty = 0, False
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
+
+def _record(command: bytes, idx: int, term: int) -> bytes:
+    crc = zlib.crc32(command, zlib.crc32(struct.pack("<QQ", idx, term)))
+    return _HEAD.pack(len(command), crc, idx, term) + command
+
+
+def _parse(data: bytes) -> tuple[list[LogEntry], list[int]]:
+    """The records of a journal file up to the first torn or damaged one."""
+    entries: list[LogEntry] = []
+    ends: list[int] = []
+    offset = len(MAGIC)
+    while offset + _HEAD.size <= len(data):
+        size, crc, idx, term = _HEAD.unpack_from(data, offset)
+        end = offset + _HEAD.size + size
+        command = data[offset + _HEAD.size:end]
+        if end > len(data) or zlib.crc32(command, zlib.crc32(struct.pack("<QQ", idx, term))) != crc:
+            break
+        entries.append((command, idx, term))
+        ends.append(end)
+        offset = end
+    return entries, ends
+
+
+def _legacy_entries(path: str) -> list[LogEntry]:
+    legacy = FileJournal(path)
+    try:
+        return [legacy[i] for i in range(len(legacy))]
+    finally:
+        legacy._destroy()
+
+
+def _read_meta(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            meta = loads(f.read())
+    except (OSError, EOFError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _replace_file(path: str, data: bytes, durable: bool) -> None:
+    """Write a new file next to `path` and rename it over `path`; synced (file and directory) if durable."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        if durable:
             os.fsync(f.fileno())
-        self._FileJournal__journalFile._destroy()  # type: ignore[has-type]
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path)
-        self._FileJournal__journalFile = ResizableFile(self.path)
-        self._FileJournal__journal = list(kept)
-        self._FileJournal__currentOffset = end
+    os.replace(tmp, path)
+    if durable:
+        _fsync_dir(path)
 
 
-def adopt(journal: Any, path: str) -> None:
-    """Turn pysyncobj's `FileJournal` instance into a `CompactingJournal` in place."""
-    if type(journal) is not FileJournal:
-        raise RuntimeError(f"expected pysyncobj's FileJournal, got {type(journal).__name__}")
-    for name in ("_FileJournal__journal", "_FileJournal__journalFile", "_FileJournal__currentOffset"):
-        if not hasattr(journal, name):
-            raise RuntimeError(f"pysyncobj's FileJournal has no {name}: this pysyncobj is not supported")
-    journal.__class__ = CompactingJournal
-    journal.path = path
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def align_with_dump(journal: Any, raft_data: Sequence[Any]) -> None:
-    """Drop the journal's entries before the dump's two, when it holds both (see the module doc).
+    """Drop the journal's entries before the dump's two, when it holds both.
 
-    `raft_data` is what the dump records: (last applied entry, the one before it,
-    membership), each entry (command, index, term). A journal that ends before
-    the dump, or does not hold the same entries, is left for pysyncobj to replace.
+    pysyncobj replaces the dump file a tick before it compacts the journal, and
+    at start compares the journal's first two entries with the two the dump
+    records: if they differ it *clears the journal*, so a kill in between threw
+    away every entry after the snapshot. This runs as the dump is loaded.
+    `raft_data` is what the dump records: (last applied entry, the one before
+    it, membership), each entry (command, index, term). A journal that ends
+    before the dump, or does not hold the same entries, is left for pysyncobj
+    to replace.
     """
     if len(journal) < 2:
         return
@@ -93,17 +278,3 @@ def align_with_dump(journal: Any, raft_data: Sequence[Any]) -> None:
 
 def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:
     return bool(a[1] == b[1] and a[2] == b[2])  # Raft: same index and term, same entry
-
-
-def _record(command: Any, idx: int, term: int) -> bytes:
-    data = _IDX_TERM.pack(idx, term) + to_bytes(command)
-    size = _OFFSET.pack(len(data))
-    return size + data + size
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

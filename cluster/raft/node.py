@@ -38,12 +38,14 @@ from cluster.storage.projection import ProjectionStatus
 from cluster.storage.snapshot_file import SnapshotHooks, SnapshotInfo
 
 from .clock import LeaderClock, stamp_command
+from .durability import DurableMember, journal_for_init
 from .group_commit import GroupCommit
-from .journal import adopt, align_with_dump
+from .journal import DurableJournal, align_with_dump
 from .log_guard import SnapshotGuard, without_needless_truncation
 from .membership import HandOver, Membership, MembershipApi
 from .reads import ReadBarrier
 from .status import RaftStatus
+from .sync_stats import SyncStats
 
 log = logging.getLogger("fsmcluster.raft")
 T = TypeVar("T")
@@ -88,7 +90,7 @@ def build_conf(
     )
 
 
-class RaftMember(SyncObj):  # type: ignore[misc]
+class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
     def __init__(
         self,
         settings: Settings,
@@ -116,11 +118,11 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         self._stamped_ids: frozenset[int] | None = None
         self.handover = HandOver()  # membership.py: leadership transfer, driven from _on_raft_tick
         self.removed = False  # set when this node applies its own removal
+        self._held = []  # append answers waiting for a sync (durability.py)
+        journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump)
-        super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
-        # compaction that survives a kill -9 (journal.py); pysyncobj's tick thread sleeps
-        # 0.1 s before its first tick, so no compaction can run before this line
-        adopt(self._SyncObj__raftLog, str(settings.journal_file))
+        with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one
+            super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
         # pysyncobj numbers the commands a follower forwards from 0 in every process, and
         # matches the leader's answer by that number alone. After a restart, a late answer
         # meant for the previous process (the leader sends it to the node's new connection)
@@ -129,6 +131,7 @@ class RaftMember(SyncObj):  # type: ignore[misc]
         # keeps the numbers of two incarnations apart.
         self._SyncObj__commandsLocalCounter = time.time_ns()
         self.addOnTickCallback(self._on_raft_tick)
+        self.addOnTickCallback(self.sync_journal)  # last before the tick waits for the network
 
     @replicated
     def apply_entry(self, blob: bytes, stamp: int | None = None) -> Outcome:
@@ -304,8 +307,8 @@ class RaftNode(MembershipApi):
         self.member = member = RaftMember(self.settings, storage.notify_dump, self.events)
         storage.attach(member, lambda: member.status_view.is_leader, member.applied_listeners)
         self.membership.start()
-        log.info("raft member %s started (peers: %s)", self.settings.raft,
-                 ", ".join(p.raft for p in self.settings.peers) or "none")
+        log.info("raft member %s started (peers: %s; fsync: %s)", self.settings.raft,
+                 ", ".join(p.raft for p in self.settings.peers) or "none", self.settings.fsync)
 
     def stop(self) -> None:
         self.membership.stop()
@@ -410,6 +413,10 @@ class RaftNode(MembershipApi):
     @property
     def commit_index(self) -> int:
         return int(self._require_member().raftCommitIndex)
+
+    @property
+    def sync_stats(self) -> SyncStats:
+        return self._require_member().journal.stats
 
     @property
     def snapshot_info(self) -> SnapshotInfo:

@@ -1,20 +1,28 @@
-"""The Raft journal on disk: compaction that a kill cannot tear, and agreement with the dump at start."""
+"""The Raft journal on disk: group sync, a torn tail, compaction a kill cannot tear, agreement with the dump."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from pysyncobj.journal import FileJournal
 
-from cluster.raft.journal import CompactingJournal, adopt, align_with_dump
+from cluster.raft.journal import MAGIC, DurableJournal, align_with_dump
 
 
 class Killed(Exception):
     """Stands for kill -9: the process stops at this point, leaving the file as it is."""
 
 
-def journal_with(path: Path, count: int, term: int = 3) -> FileJournal:
+def journal_with(path: Path, count: int, term: int = 3, fsync: bool = True) -> DurableJournal:
+    journal = DurableJournal(str(path), fsync=fsync)
+    for idx in range(1, count + 1):
+        journal.add(f"command {idx}".encode(), idx, term)
+    return journal
+
+
+def pysyncobj_journal_with(path: Path, count: int, term: int = 3) -> FileJournal:
     journal = FileJournal(str(path))
     for idx in range(1, count + 1):
         journal.add(f"command {idx}".encode(), idx, term)
@@ -23,7 +31,7 @@ def journal_with(path: Path, count: int, term: int = 3) -> FileJournal:
 
 def indexes_on_disk(path: Path) -> list[int]:
     """What a restarted node reads back."""
-    reopened = FileJournal(str(path))
+    reopened = DurableJournal(str(path))
     try:
         return [entry[1] for entry in (reopened[i] for i in range(len(reopened)))]
     finally:
@@ -33,22 +41,96 @@ def indexes_on_disk(path: Path) -> list[int]:
 def test_compaction_keeps_the_tail_and_later_appends(tmp_path: Path) -> None:
     path = tmp_path / "raft.journal"
     journal = journal_with(path, 100)
-    adopt(journal, str(path))
     journal.deleteEntriesTo(40)  # drop indexes 1..40
     assert [journal[i][1] for i in range(len(journal))] == list(range(41, 101))
     journal.add(b"command 101", 101, 4)
     journal.add(b"command 102", 102, 4)
     journal._destroy()
     assert indexes_on_disk(path) == list(range(41, 103))
-    reopened = FileJournal(str(path))
-    assert reopened[0] == (b"command 41", 41, 3) and reopened[len(reopened) - 1] == (b"command 102", 102, 4)
+    reopened = DurableJournal(str(path))
+    assert reopened[0] == (b"command 41", 41, 3) and reopened[-1] == (b"command 102", 102, 4)
     reopened._destroy()
+
+
+def test_one_sync_covers_every_append_since_the_last(tmp_path: Path) -> None:
+    journal = journal_with(tmp_path / "raft.journal", 5)
+    assert journal.dirty
+    assert journal.sync() == 5 and not journal.dirty
+    assert journal.sync() == 0  # nothing new: no fdatasync
+    journal.add(b"six", 6, 3)
+    journal.add(b"seven", 7, 3)
+    journal.deleteEntriesFrom(6)  # a truncation is synced too
+    assert journal.dirty and journal.sync() == 1 and not journal.dirty
+    assert journal.stats.syncs == 2 and journal.stats.entries.total == 6
+    journal._destroy()
+
+
+def test_fsync_off_is_never_dirty(tmp_path: Path) -> None:
+    journal = journal_with(tmp_path / "raft.journal", 5, fsync=False)
+    assert not journal.dirty and journal.sync() == 0 and journal.stats.syncs == 0
+    journal._destroy()
+
+
+def test_a_torn_tail_is_cut_at_the_last_whole_record(tmp_path: Path) -> None:
+    """A power cut keeps a prefix of what was written after the last sync: never acknowledged."""
+    path = tmp_path / "raft.journal"
+    journal = journal_with(path, 10)
+    journal._destroy()
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(size - 3)  # the last record half written
+    assert indexes_on_disk(path) == list(range(1, 10))
+    with open(path, "r+b") as f:  # a damaged record (and whatever follows) is dropped too
+        f.seek(len(MAGIC) + 33 + 30)  # inside the second record (33 bytes each)
+        f.write(b"\xff")
+    assert indexes_on_disk(path) == [1]
+    journal = DurableJournal(str(path))
+    journal.add(b"command 2", 2, 4)  # appended after the cut, readable again
+    journal._destroy()
+    assert indexes_on_disk(path) == [1, 2]
+
+
+def test_truncation_then_appends(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    journal = journal_with(path, 10)
+    journal.deleteEntriesFrom(6)  # a conflict: indexes 7..10 go
+    journal.add(b"new 7", 7, 5)
+    journal._destroy()
+    assert indexes_on_disk(path) == [1, 2, 3, 4, 5, 6, 7]
+    reopened = DurableJournal(str(path))
+    assert reopened[-1] == (b"new 7", 7, 5)
+    reopened._destroy()
+
+
+def test_term_vote_and_commit_index_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    journal = journal_with(path, 3)
+    journal.setCurrentTerm(7, "127.0.0.1:4001")
+    journal.setRaftCommitIndex(2)
+    journal.onOneSecondTimer()
+    journal._destroy()
+    reopened = DurableJournal(str(path))
+    assert (reopened.getCurrentTerm(), reopened.getVotedForNodeId(), reopened.getRaftCommitIndex()) == (
+        7, "127.0.0.1:4001", 2)
+    reopened._destroy()
+
+
+def test_a_pysyncobj_journal_is_converted(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    legacy = pysyncobj_journal_with(path, 20)
+    legacy.setCurrentTerm(3, None)
+    legacy._destroy()
+    journal = DurableJournal(str(path))
+    assert len(journal) == 20 and journal[0] == (b"command 1", 1, 3) and journal.getCurrentTerm() == 3
+    journal._destroy()
+    assert path.read_bytes().startswith(MAGIC)
+    assert indexes_on_disk(path) == list(range(1, 21))
 
 
 def test_pysyncobj_compaction_killed_midway_loses_entries(tmp_path: Path) -> None:
     """The control: pysyncobj's own FileJournal rewrites the kept entries in place, one by one."""
     path = tmp_path / "raft.journal"
-    journal = journal_with(path, 100)
+    journal = pysyncobj_journal_with(path, 100)
     original_add = FileJournal.add
     writes = 0
 
@@ -64,14 +146,22 @@ def test_pysyncobj_compaction_killed_midway_loses_entries(tmp_path: Path) -> Non
         with pytest.raises(Killed):
             journal.deleteEntriesTo(40)
     journal._destroy()
-    assert indexes_on_disk(path) == list(range(41, 51))  # 51..100 were acknowledged, and are gone
+    assert pysyncobj_indexes_on_disk(path) == list(range(41, 51))  # 51..100 were acknowledged, and are gone
+
+
+def pysyncobj_indexes_on_disk(path: Path) -> list[int]:
+    reopened = FileJournal(str(path))
+    try:
+        return [entry[1] for entry in (reopened[i] for i in range(len(reopened)))]
+    finally:
+        reopened._destroy()
 
 
 @pytest.mark.parametrize("dies_at", ["writing", "renaming"])
 def test_compaction_killed_midway_leaves_the_old_journal_whole(tmp_path: Path, dies_at: str) -> None:
     path = tmp_path / "raft.journal"
     journal = journal_with(path, 100)
-    adopt(journal, str(path))
+    journal.sync()
 
     def die(*_args: object, **_kw: object) -> None:
         raise Killed
@@ -84,15 +174,7 @@ def test_compaction_killed_midway_leaves_the_old_journal_whole(tmp_path: Path, d
         with pytest.raises(Killed):
             journal.deleteEntriesTo(40)
     assert indexes_on_disk(path) == list(range(1, 101))
-
-
-def test_adopt_refuses_anything_but_pysyncobjs_file_journal(tmp_path: Path) -> None:
-    path = tmp_path / "raft.journal"
-    journal = journal_with(path, 2)
-    adopt(journal, str(path))
-    assert isinstance(journal, CompactingJournal)
-    with pytest.raises(RuntimeError, match="FileJournal"):
-        adopt(journal, str(path))  # already adopted: not the class we know
+    assert not os.path.exists(str(path) + ".tmp") or dies_at == "renaming"
 
 
 def raft_data(last: int, term: int = 3) -> tuple[object, ...]:
@@ -103,7 +185,6 @@ def test_align_drops_what_the_dump_covers_so_the_rest_is_kept(tmp_path: Path) ->
     """A dump renamed into place, then a kill before pysyncobj compacted the journal."""
     path = tmp_path / "raft.journal"
     journal = journal_with(path, 100)
-    adopt(journal, str(path))
     align_with_dump(journal, raft_data(60))
     # pysyncobj keeps a journal that starts with the dump's two entries, and replays the rest
     assert journal[0][1:] == (59, 3) and journal[1][1:] == (60, 3) and len(journal) == 42
@@ -123,6 +204,5 @@ def test_align_drops_what_the_dump_covers_so_the_rest_is_kept(tmp_path: Path) ->
 def test_align_leaves_other_journals_alone(tmp_path: Path, dump: tuple[object, ...], why: str) -> None:
     path = tmp_path / "raft.journal"
     journal = journal_with(path, 100)
-    adopt(journal, str(path))
     align_with_dump(journal, dump)
     assert len(journal) == 100, why

@@ -48,6 +48,7 @@ def cluster_status(node: ClusterNode) -> dict[str, Any]:
         "removed": node.removed,
         "has_quorum": status.has_quorum,
         "leader_changes": status.leader_changes,
+        "fsync": node.settings.fsync,
         "members": members,
         "snapshot": snapshot_body(snapshot),
         **projection_body(node),
