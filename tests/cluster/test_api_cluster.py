@@ -22,6 +22,7 @@ def test_cluster_status_shape(cluster3: Cluster) -> None:
             assert set(member) >= {"raft", "http", "connected", "match_index"}
             assert member["connected"] is True
         assert body["snapshot"]["store"] == "file"
+        assert body["fsync"] == "always"  # the default: the journal is synced before a write is acknowledged
         assert set(body["snapshot"]) >= {"store", "last_index", "last_at", "ok"}
 
 
@@ -42,9 +43,12 @@ def test_metrics_are_prometheus_text(cluster3: Cluster) -> None:
                  "fsm_raft_term", "fsm_raft_commit_index", "fsm_raft_applied_index",
                  "fsm_raft_leader_changes_total", "fsm_read_barriers_total",
                  "fsm_idempotency_keys", "fsm_idempotency_capacity_keys",
-                 "fsm_idempotency_effective_window_seconds 600.0"):
+                 "fsm_idempotency_effective_window_seconds 600.0",
+                 "fsm_journal_sync_duration_seconds_bucket", "fsm_journal_entries_per_sync_bucket"):
         assert name in r.text, name
     assert 'route="/v1/machines"' in r.text
+    syncs = next(line for line in r.text.splitlines() if line.startswith("fsm_journal_syncs_total "))
+    assert float(syncs.split()[1]) >= 1  # at least the entries of the election and the cluster's start
 
 
 def test_unknown_route_is_json_404_and_wrong_method_is_json_405(cluster3: Cluster) -> None:

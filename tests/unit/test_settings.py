@@ -89,3 +89,13 @@ def test_raft_bind_is_optional_and_checked_like_raft() -> None:
     assert parse(BASE + ["--raft-bind", "127.0.0.1:7101"]).raft_bind == "127.0.0.1:7101"
     with pytest.raises(SettingsError, match="cluster-secret"):
         parse(BASE + ["--raft-bind", "0.0.0.0:7101"])
+
+
+def test_fsync_is_always_unless_turned_off() -> None:
+    assert parse(BASE).fsync == "always"
+    assert parse(BASE + ["--fsync", "off"]).fsync == "off"
+    assert parse(BASE, {"FSM_FSYNC": "OFF"}).fsync == "off"
+    with pytest.raises(SettingsError, match="FSM_FSYNC"):
+        parse(BASE, {"FSM_FSYNC": "sometimes"})
+    with pytest.raises(SystemExit):  # argparse refuses the flag's value
+        parse(BASE + ["--fsync", "never"])

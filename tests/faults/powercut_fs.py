@@ -1,0 +1,265 @@
+"""A FUSE file system that forgets, on a "power cut", everything that was not synced (like LazyFS).
+
+    python -m tests.faults.powercut_fs MOUNTPOINT      # serves until unmounted
+
+Files and directories live in this process's memory, each in two versions:
+
+- what programs see (every write, truncate, create, rename, unlink, at once), and
+- what a disk would still hold after losing power: a file's bytes as of its
+  last `fsync`/`fdatasync`; a directory's entries as of its last `fsync` of the
+  directory (POSIX: a new name, a rename or an unlink is durable only once its
+  directory is synced).
+
+Writing `cut` to the control file `/.powercut` drops the first version for the
+second everywhere: unsynced writes are lost, and so are names never synced into
+their directory (with their files). Writing `sync` to it makes everything
+durable (the `sync` command). The kernel caches nothing for this mount
+(`direct_io`, zero attribute and entry timeouts), so a process started after a
+cut reads only what survived. The test kills every process using the mount
+before it cuts: an in-flight write then either reached us or did not, and is
+unsynced either way.
+
+What it does not model: a write torn inside one call (a `write` lands whole or,
+if unsynced, not at all; a real disk may keep part of it — the journal's
+checksums handle that, tested in tests/unit/test_journal.py), reordering of
+unsynced writes to one file (we drop all of them; a disk may keep any subset),
+and metadata that ext4's journal would persist without a directory sync (we are
+stricter). See docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import stat
+import sys
+import time
+from typing import Any
+
+from mfusepy import FUSE, FuseOSError, Operations
+
+CONTROL = "/.powercut"
+log = logging.getLogger("powercut_fs")
+
+
+class Node:
+    def __init__(self, mode: int) -> None:
+        self.mode = mode
+        self.data = bytearray()  # what programs see (files)
+        self.durable = bytearray()  # what survives a power cut
+        self.pending = 0  # writes and truncations since the last sync
+        self.children: dict[str, Node] = {}  # directories: what programs see
+        self.durable_children: dict[str, Node] = {}
+        self.mtime = time.time_ns()
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    def sync(self) -> None:
+        if self.is_dir:
+            self.durable_children = dict(self.children)
+        else:
+            self.durable = bytearray(self.data)
+        self.pending = 0
+
+
+class PowerCutFS(Operations):  # type: ignore[misc]
+    use_ns = True
+
+    def __init__(self) -> None:
+        self.root = Node(stat.S_IFDIR | 0o755)
+        self.handles: dict[int, Node] = {}
+        self.next_handle = 1
+        self.syncs = 0
+
+    # -- lookup ---------------------------------------------------------------
+
+    def _parent(self, path: str) -> tuple[Node, str]:
+        head, _, name = path.rstrip("/").rpartition("/")
+        parent = self._node(head or "/")
+        if not parent.is_dir:
+            raise FuseOSError(errno.ENOTDIR)
+        return parent, name
+
+    def _node(self, path: str) -> Node:
+        node = self.root
+        for part in filter(None, path.split("/")):
+            if not node.is_dir or part not in node.children:
+                raise FuseOSError(errno.ENOENT)
+            node = node.children[part]
+        return node
+
+    def _handle(self, node: Node) -> int:
+        self.next_handle += 1
+        self.handles[self.next_handle] = node
+        return self.next_handle
+
+    def _file(self, path: str, fh: int | None) -> Node:
+        return self.handles[fh] if fh in self.handles else self._node(path)
+
+    # -- attributes -----------------------------------------------------------
+
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
+        if path == CONTROL:
+            return {"st_mode": stat.S_IFREG | 0o666, "st_nlink": 1, "st_size": 0}
+        node = self._file(path, fh)
+        return {"st_mode": node.mode, "st_nlink": 2 if node.is_dir else 1, "st_size": len(node.data),
+                "st_uid": 0, "st_gid": 0, "st_atime": node.mtime, "st_mtime": node.mtime,
+                "st_ctime": node.mtime}
+
+    def chmod(self, path: str, mode: int) -> int:
+        node = self._node(path)
+        node.mode = (node.mode & ~0o7777) | (mode & 0o7777)
+        return 0
+
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        return 0
+
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        self._node(path).mtime = times[1] if times else time.time_ns()
+        return 0
+
+    def statfs(self, path: str) -> dict[str, int]:
+        return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 1 << 20, "f_bfree": 1 << 19,
+                "f_bavail": 1 << 19, "f_files": 1 << 16, "f_ffree": 1 << 15, "f_namemax": 255}
+
+    # -- directories ----------------------------------------------------------
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        return [".", "..", *self._node(path).children]
+
+    def opendir(self, path: str) -> int:
+        return self._handle(self._node(path))
+
+    def releasedir(self, path: str, fh: int) -> int:
+        self.handles.pop(fh, None)
+        return 0
+
+    def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
+        self._file(path, fh).sync()
+        self.syncs += 1
+        return 0
+
+    def mkdir(self, path: str, mode: int) -> int:
+        parent, name = self._parent(path)
+        if name in parent.children:
+            raise FuseOSError(errno.EEXIST)
+        parent.children[name] = Node(stat.S_IFDIR | (mode & 0o7777))
+        return 0
+
+    def rmdir(self, path: str) -> int:
+        parent, name = self._parent(path)
+        node = self._node(path)
+        if node.children:
+            raise FuseOSError(errno.ENOTEMPTY)
+        del parent.children[name]
+        return 0
+
+    def unlink(self, path: str) -> int:
+        parent, name = self._parent(path)
+        if name not in parent.children:
+            raise FuseOSError(errno.ENOENT)
+        del parent.children[name]
+        return 0
+
+    def rename(self, old: str, new: str) -> int:
+        old_parent, old_name = self._parent(old)
+        new_parent, new_name = self._parent(new)
+        node = self._node(old)
+        target = new_parent.children.get(new_name)
+        if target is not None and target.is_dir and target.children:
+            raise FuseOSError(errno.ENOTEMPTY)
+        del old_parent.children[old_name]
+        new_parent.children[new_name] = node
+        return 0
+
+    # -- files ------------------------------------------------------------------
+
+    def create(self, path: str, mode: int, fi: Any = None) -> int:
+        parent, name = self._parent(path)
+        node = parent.children.get(name)
+        if node is None:
+            node = parent.children[name] = Node(stat.S_IFREG | (mode & 0o7777))
+        return self._handle(node)
+
+    def open(self, path: str, flags: int) -> int:
+        return 0 if path == CONTROL else self._handle(self._node(path))
+
+    def release(self, path: str, fh: int) -> int:
+        self.handles.pop(fh, None)
+        return 0
+
+    def flush(self, path: str, fh: int) -> int:
+        return 0
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        return bytes(self._file(path, fh).data[offset:offset + size])
+
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        if path == CONTROL:
+            self._control(bytes(data).decode().strip())
+            return len(data)
+        node = self._file(path, fh)
+        if offset > len(node.data):
+            node.data.extend(b"\0" * (offset - len(node.data)))
+        node.data[offset:offset + len(data)] = data
+        node.pending += 1
+        node.mtime = time.time_ns()
+        return len(data)
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        if path == CONTROL:
+            return 0
+        node = self._file(path, fh)
+        if length < len(node.data):
+            del node.data[length:]
+        else:
+            node.data.extend(b"\0" * (length - len(node.data)))
+        node.pending += 1
+        return 0
+
+    def fsync(self, path: str, datasync: int, fh: int) -> int:
+        self._file(path, fh).sync()
+        self.syncs += 1
+        return 0
+
+    # -- the control file -------------------------------------------------------
+
+    def _control(self, command: str) -> None:
+        if command == "sync":
+            self._walk(self.root, lambda node: node.sync())
+            log.info("sync: everything is durable")
+        elif command == "cut":
+            lost = {"writes": 0, "files": 0, "names": 0}
+            self._cut(self.root, lost)
+            log.info("power cut: dropped %(writes)d unsynced writes in %(files)d files and "
+                     "%(names)d unsynced directory entries (after %(syncs)d syncs)", {**lost, "syncs": self.syncs})
+        else:
+            raise FuseOSError(errno.EINVAL)
+
+    def _walk(self, node: Node, fn: Any) -> None:
+        fn(node)
+        for child in node.children.values():
+            self._walk(child, fn)
+
+    def _cut(self, node: Node, lost: dict[str, int]) -> None:
+        if node.is_dir:
+            lost["names"] += len(set(node.children.items()) ^ set(node.durable_children.items()))
+            node.children = dict(node.durable_children)
+            for child in node.children.values():
+                self._cut(child, lost)
+        else:
+            lost["writes"] += node.pending
+            lost["files"] += bool(node.pending)
+            node.data, node.pending = bytearray(node.durable), 0
+
+
+def main(mountpoint: str) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    FUSE(PowerCutFS(), mountpoint, foreground=True, nothreads=True, direct_io=True,
+         attr_timeout=0, entry_timeout=0, negative_timeout=0, fsname="powercutfs")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
