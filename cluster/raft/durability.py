@@ -34,11 +34,22 @@ import pysyncobj.syncobj as syncobj_module
 from .journal import DurableJournal
 
 _factory_lock = threading.Lock()
+_HOOKS = ("_onTick", "_SyncObj__sendNextNodeIdx", "_SyncObj__onBecomeLeader", "_SyncObj__onMessageReceived")
+
+
+def check_pysyncobj() -> None:
+    """Refuse to start on a pysyncobj whose internals we hook differ from 0.3.17's."""
+    missing = [name for name in _HOOKS if not hasattr(syncobj_module.SyncObj, name)]
+    if not hasattr(syncobj_module, "createJournal"):
+        missing.append("createJournal")
+    if missing:
+        raise RuntimeError(f"pysyncobj has no {', '.join(missing)}: this pysyncobj is not supported")
 
 
 @contextmanager
 def journal_for_init(journal: DurableJournal) -> Iterator[None]:
     """While pysyncobj's `SyncObj.__init__` runs, its `createJournal` returns `journal`."""
+    check_pysyncobj()
     with _factory_lock:
         original = syncobj_module.createJournal
 
@@ -52,6 +63,11 @@ def journal_for_init(journal: DurableJournal) -> Iterator[None]:
             yield
         finally:
             syncobj_module.createJournal = original
+
+
+def check_adopted(member: Any, journal: DurableJournal) -> None:
+    if getattr(member, "_SyncObj__raftLog", None) is not journal:
+        raise RuntimeError("pysyncobj did not take our journal: this pysyncobj is not supported")
 
 
 class DurableMember:

@@ -246,6 +246,16 @@ def _replace_file(path: str, data: bytes, durable: bool) -> None:
         _fsync_dir(path)
 
 
+def sync_file(path: str) -> None:
+    """fsync a file and the directory that names it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(path)
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:

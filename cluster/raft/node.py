@@ -38,9 +38,9 @@ from cluster.storage.projection import ProjectionStatus
 from cluster.storage.snapshot_file import SnapshotHooks, SnapshotInfo
 
 from .clock import LeaderClock, stamp_command
-from .durability import DurableMember, journal_for_init
+from .durability import DurableMember, check_adopted, journal_for_init
 from .group_commit import GroupCommit
-from .journal import DurableJournal, align_with_dump
+from .journal import DurableJournal, align_with_dump, sync_file
 from .log_guard import SnapshotGuard, without_needless_truncation
 from .membership import HandOver, Membership, MembershipApi
 from .reads import ReadBarrier
@@ -123,6 +123,7 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump)
         with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one
             super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
+        check_adopted(self, journal)
         # pysyncobj numbers the commands a follower forwards from 0 in every process, and
         # matches the leader's answer by that number alone. After a restart, a late answer
         # meant for the previous process (the leader sends it to the node's new connection)
@@ -223,6 +224,8 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         super()._checkCommandsToApply()
 
     def _load_dump(self, path: str) -> tuple[Any, ...]:
+        if self.journal.fsync:  # pysyncobj renames a dump received from the leader into place unsynced
+            sync_file(path)  # it must be on disk before the journal is cut to it and the leader is answered
         raft_data = self.snapshots.deserialize(path)
         align_with_dump(self._SyncObj__raftLog, raft_data)  # before pysyncobj compares them
         self._give_up_on_replaced_entries(raft_data[0][1])
@@ -309,6 +312,9 @@ class RaftNode(MembershipApi):
         self.membership.start()
         log.info("raft member %s started (peers: %s; fsync: %s)", self.settings.raft,
                  ", ".join(p.raft for p in self.settings.peers) or "none", self.settings.fsync)
+        if self.settings.fsync == "off":
+            log.warning("--fsync off: the journal is never synced; a power cut of a majority loses "
+                        "acknowledged writes")
 
     def stop(self) -> None:
         self.membership.stop()

@@ -43,6 +43,7 @@ from sortedcontainers import SortedDict
 
 from cluster.core.state import ClusterState
 
+from .file import fsync_dir
 from .snapshot_file import SnapshotHooks, SnapshotInfo, _index_of, _now_ms, write_snapshot
 
 _CONTAINERS = (dict, list, set)  # SortedDict is a dict
@@ -123,6 +124,7 @@ class BackgroundSnapshotHooks(SnapshotHooks):
             return SERIALIZER_STATE.FAILED
         try:
             os.replace(tmp, self.dump_file)
+            fsync_dir(self.dump_file.parent)  # the rename too must survive a power cut
         except OSError as exc:
             self._failed(str(exc))
             return SERIALIZER_STATE.FAILED

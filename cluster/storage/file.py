@@ -55,7 +55,7 @@ class FileStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def list_snapshots(self) -> list[SnapshotMeta]:
         metas: list[SnapshotMeta] = []
@@ -84,7 +84,7 @@ class FileStore:
             with contextlib.suppress(FileNotFoundError):
                 self.path_of(index).unlink()
         if removed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return removed
 
     def close(self) -> None:
@@ -108,7 +108,7 @@ class FileStore:
         return meta
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

@@ -7,6 +7,7 @@
         nemesis.isolate(nemesis.leader())        # the leader alone in a minority
         nemesis.heal()                           # every fault undone
         nemesis.run(stop, kinds=("kill", "pause", "partition"))  # a random schedule
+        Nemesis(cluster, disk=disk).power_cut()  # data dirs on powercut_fs: kill -9 all, drop unsynced data
 
 Faults hit at most a minority (one node of three) at a time, so the majority
 can always make progress; each fault is held for a few seconds and healed
@@ -26,15 +27,19 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 
 from tests.cluster.harness import Cluster
+from tests.faults.powercut import Disk, cut_power
 from tests.faults.proxy import Network
 
 KINDS = ("kill", "pause", "partition", "partition-leader")
+POWER_CUT = "power-cut"  # every node at once; needs the data dirs on a powercut_fs Disk
 
 
 class Nemesis:
-    def __init__(self, cluster: Cluster, network: Network | None = None, seed: int | None = None) -> None:
+    def __init__(self, cluster: Cluster, network: Network | None = None, seed: int | None = None,
+                 disk: Disk | None = None) -> None:
         self.cluster = cluster
         self.network = network
+        self.disk = disk
         self.rng = random.Random(seed)
         self.faults: Counter[str] = Counter()
         self.events: list[tuple[float, str]] = []
@@ -45,7 +50,8 @@ class Nemesis:
 
     @classmethod
     @contextlib.contextmanager
-    def around(cls, cluster: Cluster, seed: int | None = None, start: bool = True) -> Iterator[Nemesis]:
+    def around(cls, cluster: Cluster, seed: int | None = None, start: bool = True,
+               disk: Disk | None = None) -> Iterator[Nemesis]:
         """Proxies (when the cluster binds Raft behind them) and the nodes; all stopped after."""
         network = None
         if cluster.nodes and cluster.nodes[0].bind_port is not None:
@@ -54,7 +60,7 @@ class Nemesis:
         try:
             if start:
                 cluster.start()
-            yield cls(cluster, network, seed)
+            yield cls(cluster, network, seed, disk)
         finally:
             cluster.stop()
             if network is not None:
@@ -83,6 +89,15 @@ class Nemesis:
         self._note(None, f"SIGCONT node {i}")
         self.cluster.resume(i)
         self._paused.discard(i)
+
+    def power_cut(self) -> None:
+        """kill -9 every node at once and drop what they had not synced; `heal` restarts them."""
+        if self.disk is None:
+            raise RuntimeError("a power cut needs the data dirs on a powercut_fs Disk (Nemesis(disk=...))")
+        self._note(POWER_CUT, "power cut: kill -9 every node, drop unsynced data")
+        cut_power(self.cluster, self.disk)
+        self._paused.clear()
+        self._killed.update(range(self.cluster.n))
 
     def partition(self, groups: Sequence[set[int]]) -> None:
         self._note("partition", f"partition {' | '.join(str(sorted(g)) for g in groups)}")
@@ -123,6 +138,8 @@ class Nemesis:
         """Inject one random fault at a time until `stop` is set; heal before returning."""
         if self.network is None:
             kinds = [k for k in kinds if not k.startswith("partition")]
+        if self.disk is None:
+            kinds = [k for k in kinds if k != POWER_CUT]
         try:
             while not stop.wait(self.rng.uniform(*gap)):
                 self.inject_random(kinds)
@@ -135,7 +152,9 @@ class Nemesis:
     def inject_random(self, kinds: Sequence[str]) -> None:
         kind = self.rng.choice(list(kinds))
         target = self._target(leader=kind == "partition-leader" or self.rng.random() < 0.5)
-        if kind == "kill":
+        if kind == POWER_CUT:
+            self.power_cut()
+        elif kind == "kill":
             self.kill(target)
         elif kind == "pause":
             self.pause(target)

@@ -47,7 +47,7 @@ class Node:
         self.mode = mode
         self.data = bytearray()  # what programs see (files)
         self.durable = bytearray()  # what survives a power cut
-        self.pending = 0  # writes and truncations since the last sync
+        self.pending: list[tuple[int, bytes | None]] = []  # since the last sync: (offset, bytes) or (length, None)
         self.children: dict[str, Node] = {}  # directories: what programs see
         self.durable_children: dict[str, Node] = {}
         self.mtime = time.time_ns()
@@ -59,9 +59,28 @@ class Node:
     def sync(self) -> None:
         if self.is_dir:
             self.durable_children = dict(self.children)
+            return
+        for position, data in self.pending:  # replayed in order: like a disk cache written back
+            _apply(self.durable, position, data)
+        self.pending = []
+
+    def change(self, position: int, data: bytes | None) -> None:
+        """A write of `data` at `position`, or (data None) a truncation to `position` bytes."""
+        _apply(self.data, position, data)
+        self.pending.append((position, data))
+        self.mtime = time.time_ns()
+
+
+def _apply(buffer: bytearray, position: int, data: bytes | None) -> None:
+    if data is None:
+        if position < len(buffer):
+            del buffer[position:]
         else:
-            self.durable = bytearray(self.data)
-        self.pending = 0
+            buffer.extend(b"\0" * (position - len(buffer)))
+        return
+    if position > len(buffer):
+        buffer.extend(b"\0" * (position - len(buffer)))
+    buffer[position:position + len(data)] = data
 
 
 class PowerCutFS(Operations):  # type: ignore[misc]
@@ -200,23 +219,13 @@ class PowerCutFS(Operations):  # type: ignore[misc]
         if path == CONTROL:
             self._control(bytes(data).decode().strip())
             return len(data)
-        node = self._file(path, fh)
-        if offset > len(node.data):
-            node.data.extend(b"\0" * (offset - len(node.data)))
-        node.data[offset:offset + len(data)] = data
-        node.pending += 1
-        node.mtime = time.time_ns()
+        self._file(path, fh).change(offset, bytes(data))
         return len(data)
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         if path == CONTROL:
             return 0
-        node = self._file(path, fh)
-        if length < len(node.data):
-            del node.data[length:]
-        else:
-            node.data.extend(b"\0" * (length - len(node.data)))
-        node.pending += 1
+        self._file(path, fh).change(length, None)
         return 0
 
     def fsync(self, path: str, datasync: int, fh: int) -> int:
@@ -250,9 +259,9 @@ class PowerCutFS(Operations):  # type: ignore[misc]
             for child in node.children.values():
                 self._cut(child, lost)
         else:
-            lost["writes"] += node.pending
+            lost["writes"] += len(node.pending)
             lost["files"] += bool(node.pending)
-            node.data, node.pending = bytearray(node.durable), 0
+            node.data, node.pending = bytearray(node.durable), []
 
 
 def main(mountpoint: str) -> None:

@@ -5,7 +5,9 @@
 
 Rounds of `--round-seconds` cycle through the register, lock and dedup
 workloads (fresh keys each round) while the nemesis kills, pauses and
-partitions one node at a time (the leader half of the time). Each round is
+partitions one node at a time (the leader half of the time); with
+`--power-cut` the data dirs live on `powercut_fs` and the nemesis also cuts the
+power of all three nodes at once (kill -9, unsynced data dropped). Each round is
 checked for linearizability and convergence; the run prints one line per round
 and a total, and exits 1 on any anomaly. Nodes run under a temporary directory
 that is kept (and printed) when the run fails.
@@ -24,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.cluster.harness import Cluster
-from tests.faults.nemesis import KINDS, Nemesis
+from tests.faults.nemesis import KINDS, POWER_CUT, Nemesis
+from tests.faults.powercut import Disk, mounted, place_data_dirs, unavailable_reason
 from tests.faults.workloads import (
     DedupWorkload,
     LockWorkload,
@@ -45,18 +48,33 @@ def make_workload(round_no: int, seed: int) -> Workload:
 
 
 def soak(minutes: float, round_seconds: float, seed: int, base: Path,
-         node_args: Sequence[str] = ()) -> int:
+         node_args: Sequence[str] = (), power_cut: bool = False) -> int:
+    if not power_cut:
+        return soak_on(None, minutes, round_seconds, seed, base, node_args)
+    reason = unavailable_reason()
+    if reason is not None:
+        print(f"soak: --power-cut: {reason}", file=sys.stderr)
+        return 2
+    with mounted(base / "disk") as disk:
+        return soak_on(disk, minutes, round_seconds, seed, base, node_args)
+
+
+def soak_on(disk: Disk | None, minutes: float, round_seconds: float, seed: int, base: Path,
+            node_args: Sequence[str]) -> int:
     deadline = time.monotonic() + minutes * 60
     cluster = Cluster(base, n=3, raft_bind=True, extra_args=tuple(node_args))
+    if disk is not None:
+        place_data_dirs(cluster, disk)
+    kinds = (*KINDS, POWER_CUT) if disk is not None else KINDS
     totals = {"rounds": 0, "ops": 0, "faults": 0, "anomalies": 0}
     started = time.monotonic()
-    with Nemesis.around(cluster, seed=seed) as nemesis:
+    with Nemesis.around(cluster, seed=seed, disk=disk) as nemesis:
         round_no = 0
         while time.monotonic() < deadline - 10:
             seconds = min(round_seconds, max(10.0, deadline - time.monotonic() - 10))
             faults_before = nemesis.total
             workload = make_workload(round_no, seed)
-            report = run_workload(cluster, workload, seconds, nemesis, KINDS, seed=seed * 1000 + round_no)
+            report = run_workload(cluster, workload, seconds, nemesis, kinds, seed=seed * 1000 + round_no)
             print(report.summary(), flush=True)
             if report.anomalies:
                 print(report.failure(), flush=True)
@@ -94,12 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-arg", action="append", default=[], metavar="ARG",
                         help="passed to every node, e.g. --node-arg=--log-compaction-entries=200 "
                              "(snapshots 25x as often: stresses dumps, compaction and snapshot installs)")
+    parser.add_argument("--power-cut", action="store_true",
+                        help="data dirs on powercut_fs (FUSE); the nemesis also cuts the power of every node")
     args = parser.parse_args(argv)
-    extra = "".join(f" --node-arg={a}" for a in args.node_arg)
+    extra = "".join(f" --node-arg={a}" for a in args.node_arg) + (" --power-cut" if args.power_cut else "")
     print(f"soak: --minutes {args.minutes:g} --round-seconds {args.round_seconds:g} --seed {args.seed}{extra}",
           flush=True)
     base = Path(tempfile.mkdtemp(prefix="fsm-soak-"))
-    code = soak(args.minutes, args.round_seconds, args.seed, base, args.node_arg)
+    code = soak(args.minutes, args.round_seconds, args.seed, base, args.node_arg, args.power_cut)
     if code == 0:
         shutil.rmtree(base, ignore_errors=True)
     else:
