@@ -36,8 +36,11 @@ class Disk:
         self.control("sync")
 
     def cut(self) -> None:
-        """Drop every write and directory entry that was not synced."""
+        """Drop every write and directory entry that was not synced; fail every operation until `up`."""
         self.control("cut")
+
+    def up(self) -> None:
+        self.control("up")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -56,14 +59,14 @@ def unavailable_reason() -> str | None:
 
 
 @contextlib.contextmanager
-def mounted(path: Path) -> Iterator[Disk]:
+def mounted(path: Path, sync_delay: float = 0.0) -> Iterator[Disk]:
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
     path.mkdir(parents=True, exist_ok=True)
     log_path = path.with_name(path.name + ".log")
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.faults.powercut_fs", str(path)],
+        proc = subprocess.Popen([sys.executable, "-m", "tests.faults.powercut_fs", str(path), str(sync_delay)],
                                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 15
@@ -91,8 +94,9 @@ def place_data_dirs(cluster: Cluster, disk: Disk) -> None:
 
 
 def cut_power(cluster: Cluster, disk: Disk) -> None:
-    """kill -9 every node at once, wait until they are gone, then drop what was not synced."""
+    """The disk loses what was not synced and stops; every node is killed (-9) at once; power back."""
     procs = [node.proc for node in cluster.nodes if node.running and node.proc is not None]
+    disk.cut()  # from here a sync fails, so nothing written after this can be acknowledged as durable
     for proc in procs:
         proc.send_signal(signal.SIGKILL)
     for proc in procs:
@@ -100,4 +104,4 @@ def cut_power(cluster: Cluster, disk: Disk) -> None:
     for node in cluster.nodes:
         node.paused = False
         cluster.close_client(node.index)
-    disk.cut()
+    disk.up()

@@ -1,6 +1,6 @@
 """A FUSE file system that forgets, on a "power cut", everything that was not synced (like LazyFS).
 
-    python -m tests.faults.powercut_fs MOUNTPOINT      # serves until unmounted
+    python -m tests.faults.powercut_fs MOUNTPOINT [SYNC_DELAY_SECONDS]   # serves until unmounted
 
 Files and directories live in this process's memory, each in two versions:
 
@@ -12,8 +12,11 @@ Files and directories live in this process's memory, each in two versions:
 
 Writing `cut` to the control file `/.powercut` drops the first version for the
 second everywhere: unsynced writes are lost, and so are names never synced into
-their directory (with their files). Writing `sync` to it makes everything
-durable (the `sync` command). The kernel caches nothing for this mount
+their directory (with their files); from then on every operation fails with EIO
+(a sync in progress does not complete) until `up` is written. Writing `sync`
+makes everything durable (the `sync` command). A sync first waits SYNC_DELAY_SECONDS (default 0),
+like a disk flushing its cache, while other requests go on: that widens the
+window in which written data is not yet durable. The kernel caches nothing for this mount
 (`direct_io`, zero attribute and entry timeouts), so a process started after a
 cut reads only what survived. The test kills every process using the mount
 before it cuts: an in-flight write then either reached us or did not, and is
@@ -30,16 +33,31 @@ stricter). See docs/RELIABILITY.md.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import stat
 import sys
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mfusepy import FUSE, FuseOSError, Operations
 
 CONTROL = "/.powercut"
 log = logging.getLogger("powercut_fs")
+F = TypeVar("F", bound=Callable[..., Any])
+_lock = threading.RLock()  # libfuse calls from several threads; one operation at a time
+
+
+def serialized(fn: F) -> F:
+    @functools.wraps(fn)
+    def call(self: PowerCutFS, path: str, *args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            if self.dead and path != CONTROL:
+                raise FuseOSError(errno.EIO)  # the power is off
+            return fn(self, path, *args, **kwargs)
+    return call  # type: ignore[return-value]
 
 
 class Node:
@@ -86,7 +104,9 @@ def _apply(buffer: bytearray, position: int, data: bytes | None) -> None:
 class PowerCutFS(Operations):  # type: ignore[misc]
     use_ns = True
 
-    def __init__(self) -> None:
+    def __init__(self, sync_delay: float = 0.0) -> None:
+        self.sync_delay = sync_delay
+        self.dead = False  # between a cut and `up`: every operation fails, as on a disk without power
         self.root = Node(stat.S_IFDIR | 0o755)
         self.handles: dict[int, Node] = {}
         self.next_handle = 1
@@ -119,6 +139,7 @@ class PowerCutFS(Operations):  # type: ignore[misc]
 
     # -- attributes -----------------------------------------------------------
 
+    @serialized
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         if path == CONTROL:
             return {"st_mode": stat.S_IFREG | 0o666, "st_nlink": 1, "st_size": 0}
@@ -127,39 +148,45 @@ class PowerCutFS(Operations):  # type: ignore[misc]
                 "st_uid": 0, "st_gid": 0, "st_atime": node.mtime, "st_mtime": node.mtime,
                 "st_ctime": node.mtime}
 
+    @serialized
     def chmod(self, path: str, mode: int) -> int:
         node = self._node(path)
         node.mode = (node.mode & ~0o7777) | (mode & 0o7777)
         return 0
 
+    @serialized
     def chown(self, path: str, uid: int, gid: int) -> int:
         return 0
 
+    @serialized
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         self._node(path).mtime = times[1] if times else time.time_ns()
         return 0
 
+    @serialized
     def statfs(self, path: str) -> dict[str, int]:
         return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 1 << 20, "f_bfree": 1 << 19,
                 "f_bavail": 1 << 19, "f_files": 1 << 16, "f_ffree": 1 << 15, "f_namemax": 255}
 
     # -- directories ----------------------------------------------------------
 
+    @serialized
     def readdir(self, path: str, fh: int) -> list[str]:
         return [".", "..", *self._node(path).children]
 
+    @serialized
     def opendir(self, path: str) -> int:
         return self._handle(self._node(path))
 
+    @serialized
     def releasedir(self, path: str, fh: int) -> int:
         self.handles.pop(fh, None)
         return 0
 
     def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
-        self._file(path, fh).sync()
-        self.syncs += 1
-        return 0
+        return self.fsync(path, datasync, fh)
 
+    @serialized
     def mkdir(self, path: str, mode: int) -> int:
         parent, name = self._parent(path)
         if name in parent.children:
@@ -167,6 +194,7 @@ class PowerCutFS(Operations):  # type: ignore[misc]
         parent.children[name] = Node(stat.S_IFDIR | (mode & 0o7777))
         return 0
 
+    @serialized
     def rmdir(self, path: str) -> int:
         parent, name = self._parent(path)
         node = self._node(path)
@@ -175,6 +203,7 @@ class PowerCutFS(Operations):  # type: ignore[misc]
         del parent.children[name]
         return 0
 
+    @serialized
     def unlink(self, path: str) -> int:
         parent, name = self._parent(path)
         if name not in parent.children:
@@ -182,6 +211,7 @@ class PowerCutFS(Operations):  # type: ignore[misc]
         del parent.children[name]
         return 0
 
+    @serialized
     def rename(self, old: str, new: str) -> int:
         old_parent, old_name = self._parent(old)
         new_parent, new_name = self._parent(new)
@@ -195,6 +225,7 @@ class PowerCutFS(Operations):  # type: ignore[misc]
 
     # -- files ------------------------------------------------------------------
 
+    @serialized
     def create(self, path: str, mode: int, fi: Any = None) -> int:
         parent, name = self._parent(path)
         node = parent.children.get(name)
@@ -202,19 +233,24 @@ class PowerCutFS(Operations):  # type: ignore[misc]
             node = parent.children[name] = Node(stat.S_IFREG | (mode & 0o7777))
         return self._handle(node)
 
+    @serialized
     def open(self, path: str, flags: int) -> int:
         return 0 if path == CONTROL else self._handle(self._node(path))
 
+    @serialized
     def release(self, path: str, fh: int) -> int:
         self.handles.pop(fh, None)
         return 0
 
+    @serialized
     def flush(self, path: str, fh: int) -> int:
         return 0
 
+    @serialized
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         return bytes(self._file(path, fh).data[offset:offset + size])
 
+    @serialized
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         if path == CONTROL:
             self._control(bytes(data).decode().strip())
@@ -222,6 +258,7 @@ class PowerCutFS(Operations):  # type: ignore[misc]
         self._file(path, fh).change(offset, bytes(data))
         return len(data)
 
+    @serialized
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         if path == CONTROL:
             return 0
@@ -229,8 +266,12 @@ class PowerCutFS(Operations):  # type: ignore[misc]
         return 0
 
     def fsync(self, path: str, datasync: int, fh: int) -> int:
-        self._file(path, fh).sync()
-        self.syncs += 1
+        time.sleep(self.sync_delay)  # the flush takes time; other requests go on meanwhile
+        with _lock:
+            if self.dead:  # the power went during the flush: it did not happen
+                raise FuseOSError(errno.EIO)
+            self._file(path, fh).sync()
+            self.syncs += 1
         return 0
 
     # -- the control file -------------------------------------------------------
@@ -239,9 +280,13 @@ class PowerCutFS(Operations):  # type: ignore[misc]
         if command == "sync":
             self._walk(self.root, lambda node: node.sync())
             log.info("sync: everything is durable")
+        elif command == "up":
+            self.dead = False
+            log.info("power is back")
         elif command == "cut":
             lost = {"writes": 0, "files": 0, "names": 0}
             self._cut(self.root, lost)
+            self.dead = True
             log.info("power cut: dropped %(writes)d unsynced writes in %(files)d files and "
                      "%(names)d unsynced directory entries (after %(syncs)d syncs)", {**lost, "syncs": self.syncs})
         else:
@@ -264,11 +309,11 @@ class PowerCutFS(Operations):  # type: ignore[misc]
             node.data, node.pending = bytearray(node.durable), []
 
 
-def main(mountpoint: str) -> None:
+def main(mountpoint: str, sync_delay: float = 0.0) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    FUSE(PowerCutFS(), mountpoint, foreground=True, nothreads=True, direct_io=True,
+    FUSE(PowerCutFS(sync_delay), mountpoint, foreground=True, direct_io=True,
          attr_timeout=0, entry_timeout=0, negative_timeout=0, fsname="powercutfs")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
