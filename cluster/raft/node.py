@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj import FAIL_REASON, SyncObj, replicated
 
 from cluster.config import Settings
 from cluster.core import engine
@@ -35,9 +35,10 @@ from cluster.logs import REQUEST_ID
 from cluster.storage.background_dump import BackgroundSnapshotHooks
 from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
-from cluster.storage.snapshot_file import SnapshotHooks, SnapshotInfo
+from cluster.storage.snapshot_file import SnapshotInfo
 
 from .clock import LeaderClock, stamp_command
+from .conf import build_conf
 from .durability import DurableMember, check_adopted, journal_for_init
 from .group_commit import GroupCommit
 from .journal import DurableJournal, align_with_dump, sync_file
@@ -61,33 +62,6 @@ _NOT_APPLIED = {
     FAIL_REASON.REQUEST_DENIED: "the leader refused the request",
     FAIL_REASON.DISCARDED: "a new leader replaced the entry before it committed",
 }
-
-
-def build_conf(
-    settings: Settings, hooks: SnapshotHooks, deserializer: Callable[[str], tuple[Any, ...]] | None = None
-) -> SyncObjConf:
-    return SyncObjConf(
-        # send each entry at once instead of on the next 100 ms round: ~0.3 ms commits
-        appendEntriesUseBatch=False,
-        appendEntriesPeriod=settings.heartbeat_period,
-        autoTickPeriod=settings.auto_tick_period,
-        raftMinTimeout=settings.raft_min_timeout,
-        raftMaxTimeout=settings.raft_max_timeout,
-        connectionTimeout=max(3.5, settings.raft_max_timeout),
-        connectionRetryTime=1.0,
-        leaderFallbackTimeout=settings.leader_fallback_timeout,
-        commandsWaitLeader=True,
-        dynamicMembershipChange=True,
-        journalFile=str(settings.journal_file),
-        fullDumpFile=str(settings.snapshot_file),
-        serializer=hooks.serialize,
-        deserializer=deserializer or hooks.deserialize,
-        serializeChecker=getattr(hooks, "check", None),  # a dump written off the Raft thread
-        logCompactionMinEntries=settings.log_compaction_entries,
-        logCompactionMinTime=settings.log_compaction_seconds,
-        password=settings.cluster_secret,
-        bindAddress=settings.raft_bind,  # None: bind to the advertised --raft address
-    )
 
 
 class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
