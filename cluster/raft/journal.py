@@ -18,6 +18,7 @@ node.py) and is plain file I/O:
 - **Compaction** (`deleteEntriesTo`, after a snapshot) writes the kept entries
   to a new file, syncs it and renames it over the old one (pysyncobj's own
   rewrites the file in place, and a kill in between left only a prefix).
+- **A failed sync** (or a failed store of term and vote) stops the node: see `_stop`.
 - **Term, vote and commit index** go to `<journal>.meta` (pysyncobj's format):
   written to a temporary file, synced, renamed, the directory synced. Term and
   vote are stored before pysyncobj acts on them (it calls `setCurrentTerm`
@@ -70,7 +71,11 @@ class DurableJournal(Journal):  # type: ignore[misc]
 
     def add(self, command: Any, idx: int, term: int) -> None:
         record = _record(to_bytes(command), idx, term)
-        _write_all(self._fd, record)
+        try:
+            _write_all(self._fd, record)
+        except OSError:
+            os.ftruncate(self._fd, self._end())  # no half record in front of later ones
+            raise
         self._entries.append((command, idx, term))
         self._ends.append(self._end() + len(record))
         self._unsynced += 1
@@ -112,7 +117,10 @@ class DurableJournal(Journal):  # type: ignore[misc]
             return 0
         covered = self._unsynced
         with self.stats.timed(covered):
-            os.fdatasync(self._fd)
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                _stop(f"syncing the journal {self.path} failed", exc)
         self._unsynced, self._dirty = 0, False
         return covered
 
@@ -148,7 +156,10 @@ class DurableJournal(Journal):  # type: ignore[misc]
             self._store_meta()
 
     def _store_meta(self) -> None:
-        _replace_file(self._meta_path, dumps(self._meta), self.fsync)
+        try:
+            _replace_file(self._meta_path, dumps(self._meta), self.fsync)
+        except OSError as exc:
+            _stop(f"storing term and vote in {self._meta_path} failed", exc)
         self._meta_saved = True
 
     # -- the file -------------------------------------------------------------
@@ -186,6 +197,19 @@ class DurableJournal(Journal):  # type: ignore[misc]
             self._ends.append(offset)
         self._unsynced, self._dirty = 0, False
         return os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
+
+def _stop(what: str, exc: OSError) -> None:
+    """A failed sync stops the node (exit 74).
+
+    After a failed fsync the kernel may have dropped the unsynced pages and
+    marked them clean, so a later sync that succeeds proves nothing about them
+    (PostgreSQL's rule since 2018). Carrying on could acknowledge entries that
+    are not on disk; a restart reads back what really is.
+    """
+    log.critical("%s: %s; stopping the node", what, exc)
+    logging.shutdown()
+    os._exit(74)
 
 
 def _record(command: bytes, idx: int, term: int) -> bytes:

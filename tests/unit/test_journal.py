@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,21 @@ def test_align_leaves_other_journals_alone(tmp_path: Path, dump: tuple[object, .
     journal = journal_with(path, 100)
     align_with_dump(journal, dump)
     assert len(journal) == 100, why
+
+
+def test_a_failed_sync_stops_the_process(tmp_path: Path) -> None:
+    """After a failed fsync the kernel may have dropped the pages: carrying on could acknowledge them."""
+    script = (
+        "import errno, os, sys\n"
+        "from cluster.raft.journal import DurableJournal\n"
+        "journal = DurableJournal(sys.argv[1])\n"
+        "journal.add(b'x', 1, 1)\n"
+        "def fail(fd): raise OSError(errno.EIO, 'Input/output error')\n"
+        "os.fdatasync = fail\n"
+        "journal.sync()\n"
+        "print('carried on')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "raft.journal")],
+                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+    assert done.returncode == 74, done
+    assert "carried on" not in done.stdout and "stopping the node" in done.stderr
