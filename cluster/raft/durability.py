@@ -73,7 +73,7 @@ def check_adopted(member: Any, journal: DurableJournal) -> None:
 class DurableMember:
     """Mixin for a `SyncObj` subclass whose journal is a `DurableJournal`; see the module doc."""
 
-    _held: list[tuple[Any, dict[str, Any]]]
+    _held: list[tuple[Any, dict[str, Any]]]  # set before SyncObj.__init__ (RaftMember)
 
     @property
     def journal(self) -> DurableJournal:
@@ -82,7 +82,7 @@ class DurableMember:
     def sync_journal(self) -> None:
         """Sync what was appended since the last sync, then send the answers that waited for it."""
         self.journal.sync()
-        held, self._held = getattr(self, "_held", []), []
+        held, self._held = self._held, []
         for node, kwargs in held:
             super()._SyncObj__sendNextNodeIdx(node, **kwargs)  # type: ignore[misc]
 
@@ -96,8 +96,8 @@ class DurableMember:
         if nextNodeIdx is None:  # what pysyncobj would compute now, not at send time
             nextNodeIdx = self.journal[-1][1] + 1
         kwargs = {"reset": reset, "nextNodeIdx": nextNodeIdx, "success": success}
-        if self.journal.dirty or getattr(self, "_held", None):
-            self._held = [*getattr(self, "_held", []), (node, kwargs)]  # keep the order of answers
+        if self.journal.dirty or self._held:
+            self._held.append((node, kwargs))  # in order: one sent now could overtake them
             return
         super()._SyncObj__sendNextNodeIdx(node, **kwargs)  # type: ignore[misc]
 
