@@ -92,7 +92,24 @@ def machine_conditions() -> dict[str, str]:
         "cpus": str(os.cpu_count()),
         "load average (1/5/15 min) at start": f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
         "python": sys.version.split()[0],
+        "installed": installed_versions(),
     }
+
+
+MEASURED_PACKAGES = ("pysyncobj", "aiohttp", "uvloop", "orjson", "msgspec", "google-re2")
+
+
+def installed_versions() -> str:
+    """What the measured nodes run on (the same environment starts them)."""
+    from importlib import metadata
+
+    found = []
+    for name in MEASURED_PACKAGES:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} absent")
+    return ", ".join(found)
 
 
 def start_systems(plan: Plan, notes: list[str]) -> dict[str, LocalCluster]:

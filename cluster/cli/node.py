@@ -63,7 +63,7 @@ def run_node(args: argparse.Namespace) -> int:
 
 
 def event_loop_runner() -> Any:
-    """uvloop when installed (the `fast` extra): a cheaper event loop for the HTTP API."""
+    """uvloop (a dependency on Linux): a cheaper event loop for the HTTP API; asyncio elsewhere."""
     try:
         import uvloop
 
