@@ -5,7 +5,7 @@
 pysyncobj runs them on its own thread, and the leader stamps their time as it
 appends them (`_applyCommand`, clock.py). `RaftNode` lives on the asyncio thread:
 it proposes entries, waits for their outcome, serves linearizable
-reads through a `ReadBarrier`, and reports status. Results cross from the Raft
+reads through ReadIndex (read_index.py), and reports status. Results cross from the Raft
 thread to asyncio only via `loop.call_soon_threadsafe`. See DESIGN.md.
 """
 
@@ -26,7 +26,7 @@ from pysyncobj import FAIL_REASON, SyncObj, replicated
 
 from cluster.config import Settings
 from cluster.core import engine
-from cluster.core.entries import Barrier, Command, CorruptEntry, Entry, Tick, decode, encode
+from cluster.core.entries import Command, CorruptEntry, Entry, Tick, decode, encode
 from cluster.core.outcome import Outcome, Rejection
 from cluster.core.state import ClusterState
 from cluster.errors import ClusterError, Timeout, Unavailable
@@ -44,6 +44,7 @@ from .group_commit import GroupCommit
 from .journal import DurableJournal, align_with_dump, sync_file
 from .log_guard import SnapshotGuard, without_needless_truncation
 from .membership import HandOver, Membership, MembershipApi
+from .read_index import MESSAGE_TYPES, PysyncobjView, ReadIndex
 from .reads import ReadBarrier
 from .status import RaftStatus
 from .sync_stats import SyncStats
@@ -105,6 +106,8 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         # outcome of someone else's entry. Starting each process at its start time in ns
         # keeps the numbers of two incarnations apart.
         self._SyncObj__commandsLocalCounter = time.time_ns()
+        self.raft_view = PysyncobjView(self)
+        self.read_index = ReadIndex(self.raft_view, timeout=settings.read_timeout)
         self.addOnTickCallback(self._on_raft_tick)
         self.addOnTickCallback(self.sync_journal)  # last before the tick waits for the network
 
@@ -176,6 +179,9 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
         # pysyncobj binds its message handler by this (name-mangled) attribute, so this
         # override sees every Raft message first; see log_guard for why.
+        if isinstance(message, dict) and message.get("type") in MESSAGE_TYPES:
+            self.read_index.on_message(node, message)  # ReadIndex's own messages (read_index.py)
+            return
         if isinstance(message, dict) and message.get("type") == "append_entries":
             # each guard passes through the messages it does not own (appends / snapshots)
             log, commit_index = self._SyncObj__raftLog, self._SyncObj__raftCommitIndex
@@ -234,6 +240,7 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         if self._isLeader():
             self.handover.tick(self.transferLeadership)
             self._propose_due_tick(now)
+        self.read_index.on_tick()
 
     def _refresh_status(self) -> None:
         raw = self.getStatus()
@@ -267,7 +274,8 @@ class RaftNode(MembershipApi):
         self.settings = settings
         self.member: RaftMember | None = None
         self.storage: NodeStorage | None = None
-        self.reads = ReadBarrier(self._propose_barrier)
+        # readers arriving while one read-index request is out share the next (reads.py)
+        self.reads = ReadBarrier(self._read_index)
         self._request_prefix = uuid.uuid4().hex[:16] + "-"
         self._request_seq = 0
         self.group = GroupCommit(
@@ -340,8 +348,31 @@ class RaftNode(MembershipApi):
         self._request_seq += 1
         return f"{self._request_prefix}{self._request_seq:x}"
 
-    async def _propose_barrier(self) -> None:
-        await self.propose(Barrier(), timeout=self.settings.read_timeout)
+    async def _read_index(self) -> None:
+        """Wait until this node has applied a read index confirmed after the call (read_index.py)."""
+        member = self._require_member()
+        status = member.status_view
+        if status.leader is None:
+            raise Unavailable("no leader is known (election in progress or no quorum)")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str | None] = loop.create_future()
+
+        def settle(error: str | None) -> None:
+            if not future.done():
+                future.set_result(error)
+
+        def callback(error: str | None) -> None:  # on the Raft thread
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(settle, error)
+
+        member.read_index.request(callback)
+        member.raft_view.wake()
+        try:
+            error = await asyncio.wait_for(future, self.settings.read_timeout)
+        except TimeoutError:
+            raise Timeout("the read index was not confirmed in time") from None
+        if error is not None:
+            raise Unavailable(error)
 
     async def _call(
         self, start: Callable[[Callable[[Any, int], None]], None], timeout: float

@@ -1,10 +1,10 @@
-"""Linearizable reads: a batched read barrier through the Raft log.
+"""Linearizable reads: readers on the asyncio thread share confirmations.
 
 A node may serve a read from its local state only once it has applied every
-entry committed before the read began. It proves that by proposing a `Barrier`
-entry and waiting until it has applied it locally: the barrier is committed
-after everything committed before it was proposed, and entries apply in order.
-(pysyncobj offers no ReadIndex, so the barrier is a real, tiny log entry.)
+entry committed before the read began. A *barrier* proves that: the node asks
+the Raft thread for a read index confirmed after the call and waits until it
+has applied it (read_index.py; before ReadIndex, a barrier was a tiny log entry
+committed through Raft, hence the name).
 
 Concurrent readers share barriers. Readers gather in the *open* batch; when no
 barrier is in flight the open batch is sent at once. Readers that arrive while
