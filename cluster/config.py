@@ -72,6 +72,9 @@ class Settings:
     max_data_bytes: int = 64 * KiB
     max_definition_bytes: int = 256 * KiB
     max_batch_operations: int = 1000
+    # admission (cluster/api/admission.py): operations in flight per node and lane, then 429
+    max_in_flight: int = 2000
+    max_in_flight_high: int = 500
     # Raft timing (seconds); see cluster/raft/DESIGN.md for why these values
     raft_min_timeout: float = 1.0
     raft_max_timeout: float = 2.0
@@ -133,6 +136,8 @@ class Settings:
             "--events-buffer": self.events_buffer,
             "--events-keepalive": self.events_keepalive,
             "--shutdown-timeout": self.shutdown_timeout,
+            "--max-in-flight": self.max_in_flight,
+            "--max-in-flight-high": self.max_in_flight_high,
         }
         for flag, value in positive.items():
             if value <= 0:
@@ -221,6 +226,8 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "max-data-bytes": (int, "largest object data / transition payload (default and most 64 KiB)"),
     "max-definition-bytes": (int, "largest machine definition (default 256 KiB)"),
     "max-batch-operations": (int, "most operations in one batch (default 1000)"),
+    "max-in-flight": (int, "operations in flight per node before 429 overloaded (default 2000)"),
+    "max-in-flight-high": (int, "the same for the X-Priority: high lane (default 500)"),
     "raft-min-timeout": (float, "Raft election timeout, lower bound in seconds (default 1.0)"),
     "raft-max-timeout": (float, "Raft election timeout, upper bound in seconds (default 2.0)"),
     "heartbeat-period": (float, "leader heartbeat period in seconds (default 0.1)"),

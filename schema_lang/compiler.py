@@ -28,7 +28,8 @@ from .shapes import NAME_PATTERN, Report
 from .states import compile_states
 from .transitions import compile_transitions
 
-TOP_KEYS = ("machine", "description", "history", "rules", "states", "transitions")
+TOP_KEYS = ("machine", "description", "history", "priority", "rules", "states", "transitions")
+PRIORITIES = ("normal", "high")  # the admission lane of requests that name no X-Priority
 DEFAULT_HISTORY = 100
 MAX_HISTORY = 10_000
 CACHE_SIZE = 256
@@ -83,6 +84,7 @@ def _compile(source: str | bytes, name: str | None) -> MachineDef:
     history = DEFAULT_HISTORY
     if "history" in top:
         history = report.integer(top["history"], "history", "history", 1, MAX_HISTORY) or history
+    priority = _priority(top, report)
     description = ""
     if "description" in top:
         description = report.string(top["description"], "description", "description") or ""
@@ -113,7 +115,18 @@ def _compile(source: str | bytes, name: str | None) -> MachineDef:
         transitions=transitions,
         description=description,
         history=history,
+        priority=priority,
     )
+
+
+def _priority(top: dict[str, Node], report: Report) -> str:
+    if "priority" not in top:
+        return "normal"
+    value = report.string(top["priority"], "priority", "priority")
+    if value is not None and value not in PRIORITIES:
+        report.at(top["priority"], "priority", f"priority must be one of {', '.join(PRIORITIES)}, not '{value}'")
+        return "normal"
+    return value or "normal"
 
 
 def _text(source: str | bytes) -> str:

@@ -154,6 +154,7 @@ class MachineDef:
     transitions: Mapping[str, tuple[TransitionDef, ...]]
     description: str = ""
     history: int = 100
+    priority: str = "normal"  # "high": its requests use the high admission lane (cluster/api/admission.py)
 
     def allowed_from(self, state: str | None) -> list[str]:
         """Names of transitions whose `from` matches `state`, sorted, for error messages."""

@@ -16,11 +16,13 @@ from aiohttp import web
 
 from cluster import ui
 from cluster.config import Settings
+from cluster.core.machines import compiled
 from cluster.errors import Refused, Timeout, Unavailable
 from cluster.events.hub import EventHub
 
+from .admission import Admission
 from .auth import auth_middleware, load_auth_file
-from .context import EVENTS, LIFECYCLE, METRICS, NODE, OPENAPI, SETTINGS, ClusterNode
+from .context import ADMISSION, EVENTS, LIFECYCLE, METRICS, NODE, OPENAPI, SETTINGS, ClusterNode
 from .errors import ApiError, error_response
 from .lifecycle import Lifecycle
 from .metrics import Metrics
@@ -42,7 +44,9 @@ def build_app(node: ClusterNode, settings: Settings) -> web.Application:
     window = getattr(node, "events", None)
     if window is not None:
         add_feed(app, EventHub(window, settings.events_buffer))
-    app[METRICS] = Metrics(node, app.get(EVENTS))
+    app[ADMISSION] = admission = Admission(settings.max_in_flight, settings.max_in_flight_high,
+                                           lambda name: machine_priority(node, name))
+    app[METRICS] = Metrics(node, app.get(EVENTS), admission)
     routes = [*all_routes(), *ui.ROUTES]
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
@@ -64,6 +68,17 @@ def add_feed(app: web.Application, hub: EventHub) -> None:
     app.on_shutdown.append(stop)
 
 
+def machine_priority(node: ClusterNode, name: str) -> str | None:
+    """The `priority:` of machine `name`'s current definition (None: no such machine)."""
+    entry = node.read(lambda state: state.machine(name))
+    if entry is None:
+        return None
+    try:
+        return compiled(entry).priority
+    except Exception:  # a definition that no longer compiles: admission falls back to normal
+        return None
+
+
 def route_label(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
@@ -73,6 +88,7 @@ def route_label(request: web.Request) -> str:
 async def answer_errors(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
     started = time.perf_counter()
     try:
+        request.app[ADMISSION].refuse_early(request)
         response = await handler(request)
     except ApiError as exc:
         response = error_response(exc)

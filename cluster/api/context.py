@@ -38,6 +38,7 @@ class ClusterNode(Protocol):
         timeout: float,
         idempotency_key: str | None = None,
         principal: str | None = None,
+        priority: str = "normal",
     ) -> Outcome: ...
 
     async def confirm_current(self, timeout: float) -> None: ...
@@ -68,6 +69,7 @@ METRICS = web.AppKey("metrics", Any)  # cluster.api.metrics.Metrics
 EVENTS = web.AppKey("events", Any)  # cluster.events.hub.EventHub, when the node keeps a feed
 LIFECYCLE = web.AppKey("lifecycle", Any)  # cluster.api.lifecycle.Lifecycle
 OPENAPI = web.AppKey("openapi", dict)  # this app's OpenAPI document, built from its routes
+ADMISSION = web.AppKey("admission", Any)  # cluster.api.admission.Admission
 
 
 def node_of(request: web.Request) -> ClusterNode:
@@ -77,3 +79,8 @@ def node_of(request: web.Request) -> ClusterNode:
 
 def settings_of(request: web.Request) -> Settings:
     return request.app[SETTINGS]
+
+
+def admission_of(request: web.Request) -> Any:
+    """The app's `cluster.api.admission.Admission`."""
+    return request.app[ADMISSION]

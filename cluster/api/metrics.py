@@ -102,8 +102,46 @@ class RaftCollector(Collector):
         barriers = getattr(getattr(self.node, "reads", None), "barriers_sent", None)
         if barriers is not None:
             yield CounterMetricFamily(
-                "fsm_read_barriers", "read barriers proposed for linearizable reads", value=barriers
+                "fsm_read_barriers", "read-index requests made for linearizable reads", value=barriers
             )
+        read_index = getattr(getattr(self.node, "member", None), "read_index", None)
+        if read_index is not None:
+            yield CounterMetricFamily("fsm_read_index_rounds",
+                                      "heartbeat rounds this node led to confirm read indexes",
+                                      value=read_index.rounds)
+            yield CounterMetricFamily("fsm_read_index_questions",
+                                      "read indexes this node asked its leader for",
+                                      value=read_index.questions)
+
+
+class AdmissionCollector(Collector):
+    """Per lane: operations in flight, requests admitted and refused, entries queued to propose."""
+
+    def __init__(self, node: ClusterNode, admission: Any) -> None:
+        self.node = node
+        self.admission = admission
+
+    def collect(self) -> Iterator[Metric]:
+        in_flight = GaugeMetricFamily("fsm_admission_in_flight",
+                                      "operations admitted and not yet answered", labels=["lane"])
+        limit = GaugeMetricFamily("fsm_admission_limit", "operations allowed in flight", labels=["lane"])
+        admitted = CounterMetricFamily("fsm_admission_admitted", "requests admitted", labels=["lane"])
+        rejected = CounterMetricFamily("fsm_admission_rejected",
+                                       "requests refused with 429 overloaded", labels=["lane"])
+        for lane in self.admission.lanes.values():
+            in_flight.add_metric([lane.name], lane.in_flight)
+            limit.add_metric([lane.name], lane.limit)
+            admitted.add_metric([lane.name], lane.admitted)
+            rejected.add_metric([lane.name], lane.rejected)
+        yield from (in_flight, limit, admitted, rejected)
+        group = getattr(self.node, "group", None)
+        if group is not None:
+            queued = GaugeMetricFamily("fsm_proposal_queue",
+                                       "entries waiting for the next group commit", labels=["lane"])
+            high, normal = group.queued
+            queued.add_metric(["high"], high)
+            queued.add_metric(["normal"], normal)
+            yield queued
 
 
 class FeedCollector(Collector):
@@ -138,7 +176,7 @@ def sync_metrics(stats: SyncStats | None) -> Iterator[Metric]:
 
 
 class Metrics:
-    def __init__(self, node: ClusterNode, hub: Any = None) -> None:
+    def __init__(self, node: ClusterNode, hub: Any = None, admission: Any = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "fsm_http_requests", "HTTP requests answered", ["method", "route", "status"],
@@ -151,6 +189,8 @@ class Metrics:
         self.registry.register(RaftCollector(node))
         if hub is not None:
             self.registry.register(FeedCollector(hub))
+        if admission is not None:
+            self.registry.register(AdmissionCollector(node, admission))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -8,13 +8,13 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 
-from cluster.core.entries import Command
+from cluster.core.entries import Batch, Command
 from cluster.core.outcome import Outcome
 from cluster.core.state import ClusterState
 
 from . import inputs
 from .auth import principal_of
-from .context import node_of, settings_of
+from .context import admission_of, node_of, settings_of
 from .errors import ApiError, error_body, outcome_status
 
 T = TypeVar("T")
@@ -60,13 +60,27 @@ async def propose(
 ) -> web.Response:
     """Commit `command` through Raft and answer with its outcome."""
     node = node_of(request)
-    outcome = await node.propose(
-        command,
-        timeout=inputs.timeout(request, settings_of(request)),
-        idempotency_key=idempotency_key,
-        principal=principal_of(request),
-    )
+    timeout = inputs.timeout(request, settings_of(request))
+    machines, cost = touched(command)
+    admission = admission_of(request)
+    lane = admission.lane_of(request, machines)
+    with admission.permit(lane, cost):
+        outcome = await node.propose(
+            command,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            principal=principal_of(request),
+            priority=lane,
+        )
     return outcome_response(outcome)
+
+
+def touched(command: Command) -> tuple[tuple[str, ...], int]:
+    """The machines a command names, and its admission cost (a batch: its operations)."""
+    if isinstance(command, Batch):
+        return tuple(op.machine for op in command.operations), len(command.operations)
+    machine = getattr(command, "machine", None)
+    return ((machine,) if isinstance(machine, str) else ()), 1
 
 
 async def read_state(request: web.Request, fn: Callable[[ClusterState], T]) -> tuple[T, dict[str, str]]:
@@ -77,7 +91,10 @@ async def read_state(request: web.Request, fn: Callable[[ClusterState], T]) -> t
     node = node_of(request)
     mode = inputs.consistency(request)
     if mode == "linearizable":
-        await node.confirm_current(settings_of(request).read_timeout)
+        admission = admission_of(request)
+        machine = request.match_info.get("machine")
+        with admission.permit(admission.lane_of(request, (machine,) if machine else ())):
+            await node.confirm_current(settings_of(request).read_timeout)
     try:
         result = node.read(fn)
     except ApiError as exc:  # e.g. object_not_found: still say how current the answer was

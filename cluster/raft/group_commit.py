@@ -19,6 +19,11 @@ stalled the Raft thread past the election timeout. A group is also capped in
 entries and bytes. A slot is given back when the group's callback arrives, or
 after `SLOT_TIMEOUT` seconds in case pysyncobj never calls back.
 
+Two queues (the admission lanes, cluster/api/admission.py): entries submitted
+with `high=True` go into the next group ahead of every normal one, so a lock
+renewal waits for at most the groups already in flight, not behind a bulk
+import queued before it.
+
 Everything but the pysyncobj callback runs on the asyncio thread.
 """
 
@@ -38,6 +43,12 @@ MAX_IN_FLIGHT = 2
 SLOT_TIMEOUT = 1.0
 
 
+class _Queue:
+    def __init__(self) -> None:
+        self.blobs: list[bytes] = []
+        self.futures: list[asyncio.Future[tuple[Any, int]]] = []
+
+
 class GroupCommit:
     def __init__(
         self,
@@ -48,34 +59,50 @@ class GroupCommit:
         self._send_one = send_one
         self._send_group = send_group
         self.max_in_flight = max_in_flight
-        self._blobs: list[bytes] = []
-        self._futures: list[asyncio.Future[tuple[Any, int]]] = []
+        # per lane (high first): entries waiting for the next group, and their futures
+        self._queues: tuple[_Queue, _Queue] = (_Queue(), _Queue())
         self._scheduled = False
         self.in_flight = 0
         self.groups_sent = 0
         self.entries_sent = 0
 
-    def submit(self, blob: bytes) -> asyncio.Future[tuple[Any, int]]:
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Entries waiting for a group: (high, normal)."""
+        return len(self._queues[0].blobs), len(self._queues[1].blobs)
+
+    def submit(self, blob: bytes, high: bool = False) -> asyncio.Future[tuple[Any, int]]:
         """Queue one encoded entry; the future resolves (on this loop) to (result, error)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Any, int]] = loop.create_future()
-        self._blobs.append(blob)
-        self._futures.append(future)
+        queue = self._queues[0 if high else 1]
+        queue.blobs.append(blob)
+        queue.futures.append(future)
         if not self._scheduled and self.in_flight < self.max_in_flight:
             self._scheduled = True
             loop.call_soon(self._flush)
         return future
 
+    def _waiting(self) -> bool:
+        return bool(self._queues[0].blobs or self._queues[1].blobs)
+
     def _flush(self) -> None:
         self._scheduled = False
-        while self._blobs and self.in_flight < self.max_in_flight:
-            count, size = 0, 0
-            for blob in self._blobs[:MAX_GROUP_ENTRIES]:
-                if count and size + len(blob) > MAX_GROUP_BYTES:
-                    break
-                count, size = count + 1, size + len(blob)
-            blobs, futures = self._blobs[:count], self._futures[:count]
-            del self._blobs[:count], self._futures[:count]
+        while self._waiting() and self.in_flight < self.max_in_flight:
+            blobs: list[bytes] = []
+            futures: list[asyncio.Future[tuple[Any, int]]] = []
+            size = 0
+            for queue in self._queues:  # high first
+                count = 0
+                for blob in queue.blobs[: MAX_GROUP_ENTRIES - len(blobs)]:
+                    if (blobs or count) and size + len(blob) > MAX_GROUP_BYTES:
+                        break
+                    count, size = count + 1, size + len(blob)
+                blobs += queue.blobs[:count]
+                futures += queue.futures[:count]
+                del queue.blobs[:count], queue.futures[:count]
+                if queue.blobs:
+                    break  # this lane filled the group
             self._send(blobs, futures)
 
     def _send(self, blobs: list[bytes], futures: list[asyncio.Future[tuple[Any, int]]]) -> None:
@@ -91,7 +118,7 @@ class GroupCommit:
                 return
             released = True
             self.in_flight -= 1
-            if self._blobs and not self._scheduled:
+            if self._waiting() and not self._scheduled:
                 self._scheduled = True
                 loop.call_soon(self._flush)
 

@@ -316,6 +316,7 @@ class RaftNode(MembershipApi):
         timeout: float,
         idempotency_key: str | None = None,
         principal: str | None = None,
+        priority: str = "normal",
     ) -> Outcome:
         """Commit one entry and return its outcome as applied on this node.
 
@@ -337,7 +338,8 @@ class RaftNode(MembershipApi):
             idempotency_key=idempotency_key,
             principal=principal,
         )
-        result, error = await self._wait(self.group.submit(encode(entry)), timeout)
+        submitted = self.group.submit(encode(entry), high=priority == "high")
+        result, error = await self._wait(submitted, timeout)
         if error == FAIL_REASON.SUCCESS:
             assert isinstance(result, Outcome)
             return result

@@ -1,0 +1,114 @@
+"""Admission control: bounded in-flight work per node, in two lanes (SPEC 4.8, 4.9).
+
+Every write and linearizable read holds a permit of its lane while the node
+works on it (proposing, waiting for the commit, confirming a read). A permit
+costs one unit per transition (a batch costs its operation count, a read one).
+When a lane's units are taken, a new request is refused at once with
+`429 overloaded` and `Retry-After`, before any work: under overload the queue
+stays short (Little's law: bounded work in flight at a given throughput is a
+bounded wait) and clients back off instead of piling up seconds of latency.
+
+Two lanes, each with its own limit: `high` (an `X-Priority: high` header, or a
+machine whose definition says `priority: high`, e.g. lock renewals and dedup
+checks) and `normal` (everything else). A high request is admitted even when
+the normal lane is full, and its entry is proposed ahead of normal ones
+(`cluster/raft/group_commit.py` keeps one queue per lane). An oversized request
+(a batch costing more than its whole lane) is admitted when its lane is idle,
+so every request can eventually run.
+
+Everything runs on the asyncio thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .errors import ApiError
+
+HIGH, NORMAL = "high", "normal"
+LANES = (HIGH, NORMAL)
+PRIORITY_HEADER = "X-Priority"
+MACHINE_PRIORITY_TTL = 1.0  # seconds a machine's default lane is cached
+RETRY_AFTER_SECONDS = 1
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+
+
+@dataclass
+class Lane:
+    name: str
+    limit: int
+    in_flight: int = 0
+    admitted: int = 0
+    rejected: int = 0
+
+
+class Admission:
+    def __init__(self, normal_limit: int, high_limit: int,
+                 machine_priority: Callable[[str], str | None] = lambda name: None) -> None:
+        self.lanes = {NORMAL: Lane(NORMAL, normal_limit), HIGH: Lane(HIGH, high_limit)}
+        self._machine_priority = machine_priority  # the current definition's `priority:`
+        self._machine_cache: dict[str, tuple[float, str]] = {}
+
+    def lane_of(self, request: web.Request, machines: tuple[str, ...] = ()) -> str:
+        """The header's lane; else `high` when every machine the request touches says so."""
+        header = request.headers.get(PRIORITY_HEADER)
+        if header is not None:
+            value = header.strip().lower()
+            if value not in LANES:
+                raise ApiError("invalid_request",
+                               f"{PRIORITY_HEADER} must be 'high' or 'normal', not {header!r}")
+            return value
+        if machines and all(self._default_of(m) == HIGH for m in set(machines)):
+            return HIGH
+        return NORMAL
+
+    def _default_of(self, machine: str) -> str:
+        now = time.monotonic()
+        cached = self._machine_cache.get(machine)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        lane = self._machine_priority(machine) or NORMAL
+        if len(self._machine_cache) > 10_000:
+            self._machine_cache.clear()
+        self._machine_cache[machine] = (now + MACHINE_PRIORITY_TTL, lane)
+        return lane
+
+    def refuse_early(self, request: web.Request) -> None:
+        """429 before the body is even read, when the request's lane is already full.
+
+        Parsing a refused batch costs as much as parsing an admitted one; under
+        overload that work is what would starve the admitted requests.
+        """
+        if request.method not in WRITE_METHODS or request.path.startswith("/v1/cluster"):
+            return
+        machine = request.match_info.get("machine")
+        lane = self.lanes[self.lane_of(request, (machine,) if machine else ())]
+        if lane.in_flight >= lane.limit:
+            self._refuse(lane)
+
+    def _refuse(self, lane: Lane) -> None:
+        lane.rejected += 1
+        raise ApiError(
+            "overloaded",
+            f"this node is at its limit of {lane.limit} operations in flight in the "
+            f"{lane.name} lane; retry after {RETRY_AFTER_SECONDS}s or on another node",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @contextmanager
+    def permit(self, lane_name: str, cost: int = 1) -> Iterator[None]:
+        """Hold `cost` units of the lane for the duration; 429 overloaded when they are taken."""
+        lane = self.lanes[lane_name]
+        if lane.in_flight and lane.in_flight + cost > lane.limit:
+            self._refuse(lane)
+        lane.in_flight += cost
+        lane.admitted += 1
+        try:
+            yield
+        finally:
+            lane.in_flight -= cost

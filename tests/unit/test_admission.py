@@ -1,0 +1,73 @@
+"""Admission lanes (cluster/api/admission.py) and the high lane's place in group commit."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from cluster.api.admission import HIGH, NORMAL, Admission
+from cluster.api.errors import ApiError
+from cluster.raft.group_commit import GroupCommit
+
+
+def request(headers: dict[str, str] | None = None) -> Any:
+    return make_mocked_request("GET", "/", headers=headers or {})
+
+
+def test_a_full_lane_refuses_with_429_and_retry_after_while_the_other_admits() -> None:
+    admission = Admission(normal_limit=150, high_limit=10)
+    with admission.permit(NORMAL, 100):
+        with pytest.raises(ApiError) as refused, admission.permit(NORMAL, 100):
+            pass
+        assert refused.value.code == "overloaded" and refused.value.status == 429
+        assert refused.value.headers["Retry-After"] == "1"
+        with admission.permit(NORMAL, 50), admission.permit(HIGH, 1):
+            pass
+    assert admission.lanes[NORMAL].in_flight == 0 and admission.lanes[NORMAL].rejected == 1
+    with admission.permit(NORMAL, 1000):  # larger than the lane: admitted when the lane is idle
+        assert admission.lanes[NORMAL].in_flight == 1000
+
+
+def test_the_lane_comes_from_the_header_or_from_every_machine_touched() -> None:
+    admission = Admission(10, 10, machine_priority={"lock": "high", "cart": "normal"}.get)
+    assert admission.lane_of(request({"X-Priority": "high"})) == HIGH
+    assert admission.lane_of(request({"X-Priority": "normal"}), ("lock",)) == NORMAL
+    assert admission.lane_of(request(), ("lock",)) == HIGH
+    assert admission.lane_of(request(), ("lock", "cart")) == NORMAL
+    assert admission.lane_of(request(), ("nosuch",)) == NORMAL
+    with pytest.raises(ApiError, match="X-Priority"):
+        admission.lane_of(request({"X-Priority": "urgent"}))
+
+
+async def test_high_entries_are_proposed_ahead_of_queued_normal_ones() -> None:
+    sent: list[tuple[bytes, ...]] = []
+    callbacks: list[Any] = []
+
+    def send_group(blobs: tuple[bytes, ...], cb: Any) -> None:
+        sent.append(blobs)
+        callbacks.append((cb, len(blobs)))
+
+    group = GroupCommit(lambda blob, cb: send_group((blob,), cb), send_group, max_in_flight=1)
+    group.submit(b"n0")
+    await asyncio.sleep(0)  # n0 goes alone; the pipeline is full now
+    for i in range(1, 4):
+        group.submit(f"n{i}".encode())
+    group.submit(b"h1", high=True)
+    assert group.queued == (1, 3)
+    callbacks[0][0]("ok", 0)  # n0 committed: the next group leaves
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sent[1] == (b"h1", b"n1", b"n2", b"n3")
+
+
+def test_a_machine_names_its_default_lane() -> None:
+    from schema_lang import SchemaError, compile_machine
+
+    base = "states: {a: {}}\ntransitions: {create: {from: null, to: a}}\n"
+    assert compile_machine("machine: m\n" + base).priority == "normal"
+    assert compile_machine("machine: m\npriority: high\n" + base).priority == "high"
+    with pytest.raises(SchemaError, match="priority must be one of normal, high"):
+        compile_machine("machine: m\npriority: urgent\n" + base)
