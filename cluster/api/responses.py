@@ -46,7 +46,8 @@ def outcome_response(outcome: Outcome) -> web.Response:
         # the engine's 429 (the Idempotency-Key table is full for its window): retry later
         retry = {"Retry-After": "1"} if outcome.error.code == "overloaded" else None
         return json_response(outcome.error.as_json(), status, retry)
-    return json_response(outcome.body, status, etag_headers(outcome.body))
+    body = outcome.body  # rendered here, on the node that answers (outcome.py)
+    return json_response(body, status, etag_headers(body))
 
 
 def batch_result(outcome: Outcome) -> dict[str, Any]:

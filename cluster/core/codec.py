@@ -25,8 +25,9 @@ class CorruptState(Exception):
     """Snapshot bytes that do not decode into a cluster state."""
 
 
-def _fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+def _fields(cls: Any) -> tuple[str, ...]:
+    names: tuple[str, ...] = cls.__struct_fields__
+    return names
 
 
 OBJECT_FIELDS = _fields(ObjectRecord)
@@ -128,7 +129,7 @@ def outcome_from_dict(raw: dict[str, Any]) -> Outcome:
     error = raw.get("error")
     return Outcome(
         status=raw["status"],
-        body=raw.get("body") or {},
+        raw_body=raw.get("body") or {},
         error=Rejection(error["code"], error["message"], tuple(error["details"]))
         if error
         else None,

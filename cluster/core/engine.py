@@ -79,7 +79,8 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
     if outcome.status == "rejected":
         return outcome  # an atomic batch that failed: its results say why, nothing applies
     tx.commit()
-    outcome = Outcome(outcome.status, outcome.body, None, tuple(tx.events), outcome.results)
+    outcome = Outcome(outcome.status, outcome.raw_body, None, tuple(tx.events), outcome.results,
+                      outcome.record)
     if key:
         record = orjson.dumps(outcome_to_dict(outcome)).decode()
         state.remember_idempotency(key, IdempotencyRecord(fingerprint, record, now))

@@ -35,10 +35,20 @@ class Rejected(Exception):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     status: Status
-    body: dict[str, Any] = field(default_factory=dict)
+    raw_body: dict[str, Any] = field(default_factory=dict)  # the body, but for "object"
     error: Rejection | None = None
     events: tuple[dict[str, Any], ...] = ()
     results: tuple[Outcome, ...] = ()  # one per operation of a batch
+    # an (immutable) object record: `body["object"]`, rendered only when someone asks.
+    # Every node applies every entry, but only the node that answers the request
+    # needs the JSON of the object, and it needs it on the asyncio thread, not the Raft one.
+    record: Any = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self.record is None:
+            return self.raw_body
+        return {"object": self.record.to_json(), **self.raw_body}
 
     @property
     def ok(self) -> bool:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from .entries import RetryTasks, TaskReport
 from .limits import check_data, check_text
 from .machines import compiled, require_machine
 from .outcome import Outcome, Rejected
-from .records import ObjectRecord, TaskRecord
+from .records import ObjectRecord, TaskRecord, replace
 from .transitions import (
     advance,
     choose_candidate,
@@ -45,7 +44,7 @@ def report_task(tx: Tx, cmd: TaskReport) -> Outcome:
     current = record.tasks[names.index(cmd.task)]
     if current.status == cmd.status == "completed":
         return Outcome("ok", {"object": record.to_json(), "task": current.to_json()})
-    task = dataclasses.replace(
+    task = replace(
         current, status=cmd.status, error=cmd.error, data=cmd.data, updated_at_ms=tx.now_ms
     )
     updated = with_tasks(tx, record, tuple(task if t.name == cmd.task else t for t in record.tasks))
@@ -82,7 +81,7 @@ def retry_tasks(tx: Tx, cmd: RetryTasks) -> Outcome:
     record = require_object(tx, cmd.machine, cmd.id)
     retried = [t.name for t in record.tasks if t.status == cmd.status]
     tasks = tuple(
-        dataclasses.replace(
+        replace(
             t, status="pending", error=None, attempts=t.attempts + 1, updated_at_ms=tx.now_ms
         )
         if t.status == cmd.status
@@ -97,7 +96,7 @@ def retry_tasks(tx: Tx, cmd: RetryTasks) -> Outcome:
 
 
 def with_tasks(tx: Tx, record: ObjectRecord, tasks: tuple[TaskRecord, ...]) -> ObjectRecord:
-    updated = dataclasses.replace(record, tasks=tasks, updated_at_ms=tx.now_ms, index=tx.index)
+    updated = replace(record, tasks=tasks, updated_at_ms=tx.now_ms, index=tx.index)
     tx.put_object((record.machine, record.id), updated)
     return updated
 

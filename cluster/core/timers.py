@@ -13,12 +13,11 @@ deadline fire on a new incarnation.
 
 from __future__ import annotations
 
-import dataclasses
-
 from schema_lang.limits import MAX_TRANSITION_STEPS
 
 from .machines import compiled
 from .outcome import Outcome, Rejected
+from .records import replace
 from .state import Deadline
 from .transitions import advance, choose_candidate, stage_change, transition_defs, transition_event
 from .tx import Tx
@@ -68,7 +67,7 @@ def fire(tx: Tx, deadline: Deadline) -> bool:
     if timeout is None:
         return False
     # a due timeout wins over a pending vote: the change is dropped with the move
-    cleared = dataclasses.replace(record, pending=None)
+    cleared = replace(record, pending=None)
     defs = transition_defs(machine, timeout.transition)
     chosen = choose_candidate(tx, machine, cleared, oid, timeout.transition, defs, {})
     tx.publish({  # on the feed before what it causes; the history keeps the move

@@ -9,7 +9,6 @@ record, issue tasks, schedule the state's timeout and run `then` chains.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Any
 
@@ -22,7 +21,7 @@ from .entries import Transition
 from .limits import check_data, encoded_size
 from .machines import compiled, require_machine
 from .outcome import Outcome, Rejected
-from .records import MachineEntry, ObjectRecord, PendingChange, TaskRecord
+from .records import MachineEntry, ObjectRecord, PendingChange, TaskRecord, replace
 from .tx import Tx
 
 MAX_THEN_DEPTH = THEN_DEPTH
@@ -43,14 +42,12 @@ def apply_transition_command(tx: Tx, cmd: Transition) -> Outcome:
             f"object '{cmd.id}' has a pending change '{record.pending.change}' "
             f"({record.pending.transition}) waiting for votes; vote on it or withdraw it first",
         )
-    chosen = choose_candidate(tx, machine, record, cmd.id, cmd.transition, defs, payload)
+    chosen, ctx, data = choose(tx, machine, record, cmd.id, cmd.transition, defs, payload)
     if chosen.votes is not None and record is not None:
         return propose_change(tx, record, chosen, payload)
-    new_record, event = advance(tx, entry, machine, record, cmd.id, chosen, payload)
-    return Outcome(
-        "created" if record is None else "applied",
-        {"object": new_record.to_json(), "event": event},
-    )
+    new_record, event = advance(tx, entry, machine, record, cmd.id, chosen, payload,
+                                checked=(ctx, data))
+    return Outcome("created" if record is None else "applied", {"event": event}, record=new_record)
 
 
 def transition_defs(machine: MachineDef, name: str) -> tuple[TransitionDef, ...]:
@@ -98,6 +95,19 @@ def choose_candidate(
     payload: dict[str, Any],
 ) -> TransitionDef:
     """The first candidate whose `from` matches and whose conditions pass."""
+    return choose(tx, machine, record, oid, name, defs, payload)[0]
+
+
+def choose(
+    tx: Tx,
+    machine: MachineDef,
+    record: ObjectRecord | None,
+    oid: str,
+    name: str,
+    defs: tuple[TransitionDef, ...],
+    payload: dict[str, Any],
+) -> tuple[TransitionDef, EvalContext, dict[str, Any]]:
+    """`choose_candidate`, with the evaluation context and the resulting data it computed."""
     state = record.state if record is not None else None
     if record is None and not any(d.creates for d in defs):
         creators = machine.allowed_from(None)
@@ -129,9 +139,9 @@ def choose_candidate(
     failures: list[list[GuardFailure]] = []
     for candidate in matching:
         tx.charge(candidate.cost)
-        problems = candidate_failures(machine, record, candidate, ctx)
+        problems, data = checked_data(machine, record, candidate, ctx)
         if not problems:
-            return candidate
+            return candidate, ctx, data
         failures.append(problems)
     raise guard_rejection(name, state, machine.allowed_from(state), matching, failures)
 
@@ -164,6 +174,13 @@ def guard_rejection(
 def candidate_failures(
     machine: MachineDef, record: ObjectRecord | None, d: TransitionDef, ctx: EvalContext
 ) -> list[GuardFailure]:
+    return checked_data(machine, record, d, ctx)[0]
+
+
+def checked_data(
+    machine: MachineDef, record: ObjectRecord | None, d: TransitionDef, ctx: EvalContext
+) -> tuple[list[GuardFailure], dict[str, Any]]:
+    """The candidate's guard failures, and (when there are none) the object's resulting data."""
     if d.follows is not None:
         applied = frozenset(record.applied) if record is not None else frozenset()
         if not d.follows.test(applied):
@@ -174,7 +191,7 @@ def candidate_failures(
                     f"'{d.name}' must follow {d.follows.description} since the last restart "
                     f"(applied: {', '.join(sorted(applied)) or 'none'})",
                 )
-            ]
+            ], {}
     problems = [
         GuardFailure(f"$dst.{f}", "required", f"$dst.{f} is required")
         for f in d.requires
@@ -185,17 +202,17 @@ def candidate_failures(
     if d.src is not None:
         problems.extend(d.src(ctx))
     if problems:
-        return problems
+        return problems, {}
     try:
         new_data = resulting_data(d, record, ctx)
     except Rejected as exc:
         if exc.rejection.code != "guard_failed":
             raise  # a limit, not a guard: the request is refused as it is
-        return [GuardFailure("set", "set", exc.rejection.message)]
+        return [GuardFailure("set", "set", exc.rejection.message)], {}
     invariant = machine.states[d.to or (record.state if record else "")].data
     if invariant is not None:
-        return invariant(EvalContext(new_data, ctx.src, ctx.obj, ctx.now, ctx.meter))
-    return []
+        return invariant(EvalContext(new_data, ctx.src, ctx.obj, ctx.now, ctx.meter)), new_data
+    return [], new_data
 
 
 def resulting_data(
@@ -240,10 +257,15 @@ def advance(
     d: TransitionDef,
     payload: dict[str, Any],
     depth: int = 0,
+    checked: tuple[EvalContext, dict[str, Any]] | None = None,
 ) -> tuple[ObjectRecord, dict[str, Any]]:
-    """Applies a chosen candidate; returns the final record (after `then`) and its event."""
+    """Applies a chosen candidate; returns the final record (after `then`) and its event.
+
+    `checked`: the context and resulting data `choose` computed for this candidate
+    against this same record (so they are not computed twice).
+    """
     tx.charge(ADVANCE_STEPS)
-    ctx = eval_context(tx, record, oid, payload)
+    ctx, data = checked if checked is not None else (eval_context(tx, record, oid, payload), None)
     to = d.to or (record.state if record else "")
     entered = record is None or to != record.state
     state_def = machine.states[to]
@@ -256,7 +278,7 @@ def advance(
         revision=record.revision if record else machine.revision,
         state=to,
         previous_state=record.state if record else None,
-        data=resulting_data(d, record, ctx),
+        data=resulting_data(d, record, ctx) if data is None else data,
         version=version,
         generation=(record.generation if record else 1) + (1 if d.restart and record else 0),
         pending=None,
@@ -399,7 +421,7 @@ def propose_change(
 ) -> Outcome:
     updated = stage_change(tx, record, d, payload)
     assert updated.pending is not None
-    return Outcome("pending", {"object": updated.to_json(), "pending": updated.pending.to_json()})
+    return Outcome("pending", {"pending": updated.pending.to_json()}, record=updated)
 
 
 def stage_change(
@@ -435,7 +457,7 @@ def stage_change(
 
 
 def replace_pending(tx: Tx, record: ObjectRecord, pending: PendingChange | None) -> ObjectRecord:
-    updated = dataclasses.replace(record, pending=pending, updated_at_ms=tx.now_ms, index=tx.index)
+    updated = replace(record, pending=pending, updated_at_ms=tx.now_ms, index=tx.index)
     tx.put_object((record.machine, record.id), updated)
     return updated
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from .entries import Vote, Withdraw
 from .machines import compiled, require_machine
 from .outcome import Outcome, Rejected
-from .records import ObjectRecord, PendingChange
+from .records import ObjectRecord, PendingChange, replace
 from .transitions import (
     advance,
     choose_candidate,
@@ -45,7 +44,7 @@ def vote(tx: Tx, cmd: Vote) -> Outcome:
                 "a vote cannot be changed",
             )
         return Outcome("ok", vote_body(record, pending, "pending"))
-    pending = dataclasses.replace(pending, votes={**pending.votes, cmd.voter: cmd.approve})
+    pending = replace(pending, votes={**pending.votes, cmd.voter: cmd.approve})
     if pending.approvals() >= pending.required:
         record_vote_event(tx, record, pending, "approved", cmd.voter)
         return apply_change(tx, record, pending)
@@ -103,7 +102,7 @@ def unreachable(pending: PendingChange) -> bool:
 def apply_change(tx: Tx, record: ObjectRecord, pending: PendingChange) -> Outcome:
     entry = require_machine(tx, record.machine)
     machine = compiled(entry, record.revision)
-    cleared = dataclasses.replace(record, pending=None)
+    cleared = replace(record, pending=None)
     payload = pending.data or {}
     try:
         defs = transition_defs(machine, pending.transition)
