@@ -8,7 +8,9 @@ Objects, their tasks and pending changes are frozen `msgspec.Struct`s: built in
 C (a frozen dataclass's `__init__` is ten times slower, and a node builds one
 record per transition), and untracked by the cyclic GC (`gc=False`: they hold no
 cycles), so a million objects do not make every full collection walk a million
-more containers. `replace()` is `dataclasses.replace` for them.
+more containers. `replace()` is `dataclasses.replace` for them. `array_like`:
+msgspec writes them as positional arrays in field order, the snapshot format
+(cluster/core/codec.py).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _iso_second(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
-class PendingChange(msgspec.Struct, frozen=True, gc=False):
+class PendingChange(msgspec.Struct, frozen=True, gc=False, array_like=True):
     change: str
     transition: str
     data: dict[str, Any] | None
@@ -76,7 +78,7 @@ class PendingChange(msgspec.Struct, frozen=True, gc=False):
         }
 
 
-class TaskRecord(msgspec.Struct, frozen=True, gc=False):
+class TaskRecord(msgspec.Struct, frozen=True, gc=False, array_like=True):
     name: str
     status: str  # "pending" | "completed" | "failed"
     config: dict[str, Any]
@@ -97,7 +99,7 @@ class TaskRecord(msgspec.Struct, frozen=True, gc=False):
         }
 
 
-class ObjectRecord(msgspec.Struct, frozen=True, gc=False):
+class ObjectRecord(msgspec.Struct, frozen=True, gc=False, array_like=True):
     machine: str
     id: str
     revision: str
