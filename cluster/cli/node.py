@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cluster import config, logs
+from cluster import config, gc_policy, logs
 from cluster.api.app import build_app
 from cluster.api.context import LIFECYCLE
 from cluster.errors import ClusterError
@@ -88,11 +88,13 @@ async def serve(settings: config.Settings) -> int:
         log.info("node %s serving http://%s (data dir %s)", settings.raft, settings.http, settings.data_dir)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        freezer = loop.create_task(gc_policy.freeze_periodically())
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if not member_already:
             joining = asyncio.create_task(_join(settings, stop, outcome))
         await stop.wait()
+        freezer.cancel()
         if not member_already:
             joining.cancel()
         await graceful_stop(app, node, settings)

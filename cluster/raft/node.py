@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from pysyncobj import FAIL_REASON, SyncObj, replicated
 
+from cluster import gc_policy
 from cluster.config import Settings
 from cluster.core import engine
 from cluster.core.entries import Command, CorruptEntry, Entry, Tick, decode, encode
@@ -44,7 +45,7 @@ from .group_commit import GroupCommit
 from .journal import DurableJournal, align_with_dump, sync_file
 from .log_guard import SnapshotGuard, without_needless_truncation
 from .membership import HandOver, Membership, MembershipApi
-from .read_index import MESSAGE_TYPES, PysyncobjView, ReadIndex
+from .read_index import MESSAGE_TYPES, PysyncobjView, ReadIndex, wait_read_index
 from .reads import ReadBarrier
 from .status import RaftStatus
 from .sync_stats import SyncStats
@@ -207,6 +208,7 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         if self.journal.fsync:  # pysyncobj renames a dump received from the leader into place unsynced
             sync_file(path)  # it must be on disk before the journal is cut to it and the leader is answered
         raft_data = self.snapshots.deserialize(path)
+        gc_policy.freeze_loaded_state()
         align_with_dump(self._SyncObj__raftLog, raft_data)  # before pysyncobj compares them
         self._give_up_on_replaced_entries(raft_data[0][1])
         if self.events is not None:
@@ -353,28 +355,9 @@ class RaftNode(MembershipApi):
     async def _read_index(self) -> None:
         """Wait until this node has applied a read index confirmed after the call (read_index.py)."""
         member = self._require_member()
-        status = member.status_view
-        if status.leader is None:
+        if member.status_view.leader is None:
             raise Unavailable("no leader is known (election in progress or no quorum)")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[str | None] = loop.create_future()
-
-        def settle(error: str | None) -> None:
-            if not future.done():
-                future.set_result(error)
-
-        def callback(error: str | None) -> None:  # on the Raft thread
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
-                loop.call_soon_threadsafe(settle, error)
-
-        member.read_index.request(callback)
-        member.raft_view.wake()
-        try:
-            error = await asyncio.wait_for(future, self.settings.read_timeout)
-        except TimeoutError:
-            raise Timeout("the read index was not confirmed in time") from None
-        if error is not None:
-            raise Unavailable(error)
+        await wait_read_index(member.read_index, member.raft_view.wake, self.settings.read_timeout)
 
     async def _call(
         self, start: Callable[[Callable[[Any, int], None]], None], timeout: float

@@ -30,12 +30,16 @@ their deadline and are refused, never answered from stale state.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from cluster.errors import Timeout, Unavailable
 
 # called on the Raft thread with None (serve the read now) or an error message
 ReadCallback = Callable[[str | None], None]
@@ -298,3 +302,26 @@ class PysyncobjView:
         notifier = getattr(self.m, "_SyncObj__pipeNotifier", None)
         if notifier is not None:
             notifier.notify()
+
+
+async def wait_read_index(read_index: ReadIndex, wake: Callable[[], None], timeout: float) -> None:
+    """On the asyncio thread: request a read, wake the Raft thread, wait for the verdict."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str | None] = loop.create_future()
+
+    def settle(error: str | None) -> None:
+        if not future.done():
+            future.set_result(error)
+
+    def callback(error: str | None) -> None:  # on the Raft thread
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+            loop.call_soon_threadsafe(settle, error)
+
+    read_index.request(callback)
+    wake()
+    try:
+        error = await asyncio.wait_for(future, timeout)
+    except TimeoutError:
+        raise Timeout("the read index was not confirmed in time") from None
+    if error is not None:
+        raise Unavailable(error)
