@@ -24,6 +24,9 @@ from urllib.parse import urlsplit
 from .httpwire import HttpConnection
 from .workloads import CONFLICT, ERROR, OK, WorkloadSpec, make_driver
 
+REFUSED = "refused"
+RETRY_AFTER = 1.0
+
 START_SLACK = 0.2  # seconds between "go" and the first request, so all processes start together
 
 
@@ -48,6 +51,7 @@ class LoadResult:
     requests: int = 0
     conflicts: int = 0
     errors: int = 0
+    refused: int = 0  # 429 overloaded: the client waits its Retry-After (1 s) and goes on
     generator_cpu_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     first_error: str | None = None
@@ -71,6 +75,7 @@ class LoadResult:
         self.requests += part["requests"]
         self.conflicts += part["conflicts"]
         self.errors += part["errors"]
+        self.refused += part.get("refused", 0)
         self.generator_cpu_seconds += part["cpu"]
         self.latencies_ms.extend(part["latencies"])
         self.first_error = self.first_error or part["first_error"]
@@ -152,7 +157,7 @@ async def _drive(spec: LoadSpec, index: int, processes: int, pipe: Connection) -
     start_at = await loop.run_in_executor(None, pipe.recv)
     t_measure = start_at + spec.warmup
     t_end = t_measure + spec.duration
-    counts = {OK: 0, CONFLICT: 0, ERROR: 0}
+    counts = {OK: 0, CONFLICT: 0, ERROR: 0, REFUSED: 0}
     totals = {"operations": 0}
     latencies: list[float] = []
     first_error: list[str] = []
@@ -175,6 +180,9 @@ async def _drive(spec: LoadSpec, index: int, processes: int, pipe: Connection) -
                     conns.append(conn)
                 status, body = await conn.request(raw, spec.request_timeout)
                 outcome, ops = driver.record(context, status, body)
+                if status == 429:  # admission control: back off as told (SPEC 4.9)
+                    outcome, ops = REFUSED, 0
+                    await asyncio.sleep(RETRY_AFTER)
                 if outcome == ERROR and not first_error:
                     first_error.append(f"{status} {body[:300]!r}")
             except (OSError, TimeoutError, ValueError, KeyError) as exc:
@@ -186,7 +194,7 @@ async def _drive(spec: LoadSpec, index: int, processes: int, pipe: Connection) -
             if t_measure <= t0 and t1 <= t_end:
                 counts[outcome] += 1
                 totals["operations"] += ops
-                if outcome != ERROR:
+                if outcome in (OK, CONFLICT):
                     latencies.append((t1 - t0) * 1000.0)
 
     await asyncio.gather(sample_cpu(), *(client(c, t) for c, t in zip(conns, targets, strict=True)))
@@ -197,6 +205,7 @@ async def _drive(spec: LoadSpec, index: int, processes: int, pipe: Connection) -
         "requests": counts[OK] + counts[CONFLICT],
         "conflicts": counts[CONFLICT],
         "errors": counts[ERROR],
+        "refused": counts[REFUSED],
         "cpu": cpu.get("end", 0.0) - cpu.get("start", 0.0),
         "latencies": latencies,
         "first_error": first_error[0] if first_error else None,

@@ -28,6 +28,7 @@ class Summary:
     p999_ms: float | None
     conflicts: int
     errors: int
+    refused: int
     generator_cpu_pct: float
     server_cpu_pct: float  # all watched processes together, of one core
     machine_busy_pct: float
@@ -55,6 +56,7 @@ def summarize(measurements: list[Measurement]) -> list[Summary]:
             p999_ms=_median(r.percentile(99.9) for r in rs),
             conflicts=sum(r.conflicts for r in rs),
             errors=sum(r.errors for r in rs),
+            refused=sum(r.refused for r in rs),
             generator_cpu_pct=statistics.median(r.generator_cpu_pct for r in rs),
             server_cpu_pct=statistics.median(sum(r.server_cpu_pct) for r in rs),
             machine_busy_pct=statistics.median(r.machine_busy_pct for r in rs),
@@ -127,6 +129,9 @@ def markdown_section(report: RunReport, summaries: list[Summary], command: str, 
     errors = [s for s in summaries if s.errors]
     for s in errors:
         lines.append(f"- {s.system} {s.kind} c={s.clients}: {s.errors} errors, first: `{s.first_error}`")
+    for s in [s for s in summaries if s.refused]:
+        lines.append(f"- {s.system} {s.kind} c={s.clients}: {s.refused} requests refused with 429 "
+                     "over all rounds (each client then waited 1 s; latencies count admitted requests)")
     lines += [f"- {note}" for note in report.notes]
     lines.append("")
     lines.append("Per-round ops/s: " + "; ".join(
