@@ -18,7 +18,7 @@ from .. import inputs
 from ..context import settings_of
 from ..errors import ApiError
 from ..responses import propose
-from .table import IDEMPOTENCY_KEY, TIMEOUT, WRITE_ERRORS, Route
+from .table import IDEMPOTENCY_KEY, PRIORITY, TIMEOUT, WRITE_ERRORS, Route
 
 OPERATION_FIELDS = {"machine", "id", "transition", "data", "expected_version"}
 
@@ -70,5 +70,5 @@ def operation(position: int, raw: Any, settings: Settings) -> Transition:
 ROUTES = [
     Route("POST", "/v1/batch", post_batch, "Apply many transitions in one log entry", "batch",
           {200: "BatchResult", **WRITE_ERRORS}, request="BatchRequest",
-          params=(TIMEOUT, IDEMPOTENCY_KEY)),
+          params=(TIMEOUT, IDEMPOTENCY_KEY, PRIORITY)),
 ]

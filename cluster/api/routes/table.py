@@ -44,9 +44,16 @@ CONSISTENCY = Param(
     "linearizable (default) or stale (local read; see X-Raft-Applied-Index)",
     {"type": "string", "enum": ["linearizable", "stale"]},
 )
+PRIORITY = Param(
+    "X-Priority",
+    "header",
+    "admission lane: high is admitted and proposed ahead of normal (default: the machine's "
+    "`priority:`, else normal)",
+    {"type": "string", "enum": ["high", "normal"]},
+)
 LIMIT = Param("limit", "query", "at most this many items (1-1000)", {"type": "integer"})
 WRITE_ERRORS: Mapping[int, str | None] = {
     400: "Error", 404: "Error", 409: "Error", 412: "Error", 413: "Error", 422: "Error",
-    503: "Error", 504: "Error",
+    429: "Error", 503: "Error", 504: "Error",
 }
-READ_ERRORS: Mapping[int, str | None] = {400: "Error", 404: "Error", 503: "Error"}
+READ_ERRORS: Mapping[int, str | None] = {400: "Error", 404: "Error", 429: "Error", 503: "Error"}
