@@ -3,10 +3,12 @@
 Every write and linearizable read holds a permit of its lane while the node
 works on it (proposing, waiting for the commit, confirming a read). A permit
 costs one unit per transition (a batch costs its operation count, a read one).
-When a lane's units are taken, a new request is refused at once with
-`429 overloaded` and `Retry-After`, before any work: under overload the queue
-stays short (Little's law: bounded work in flight at a given throughput is a
-bounded wait) and clients back off instead of piling up seconds of latency.
+When a lane's units are taken, or when the oldest request in the lane has
+already waited `max_wait` seconds (the node is not keeping up, whatever its
+throughput is today: a fixed unit limit alone is a bounded wait only at a given
+throughput, Little's law), a new request is refused at once with
+`429 overloaded` and `Retry-After`, before any work: the queue stays short and
+clients back off instead of piling up seconds of latency.
 
 Two lanes, each with its own limit: `high` (an `X-Priority: high` header, or a
 machine whose definition says `priority: high`, e.g. lock renewals and dedup
@@ -21,10 +23,11 @@ Everything runs on the asyncio thread.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -45,12 +48,22 @@ class Lane:
     in_flight: int = 0
     admitted: int = 0
     rejected: int = 0
+    started: dict[int, float] = field(default_factory=dict)  # permit -> admitted at, oldest first
+
+    def oldest_wait(self, now: float) -> float:
+        for at in self.started.values():
+            return now - at
+        return 0.0
 
 
 class Admission:
     def __init__(self, normal_limit: int, high_limit: int,
-                 machine_priority: Callable[[str], str | None] = lambda name: None) -> None:
+                 machine_priority: Callable[[str], str | None] = lambda name: None,
+                 max_wait: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
         self.lanes = {NORMAL: Lane(NORMAL, normal_limit), HIGH: Lane(HIGH, high_limit)}
+        self.max_wait = max_wait
+        self.clock = clock
+        self._permits = itertools.count()
         self._machine_priority = machine_priority  # the current definition's `priority:`
         self._machine_cache: dict[str, tuple[float, str]] = {}
 
@@ -88,15 +101,18 @@ class Admission:
             return
         machine = request.match_info.get("machine")
         lane = self.lanes[self.lane_of(request, (machine,) if machine else ())]
-        if lane.in_flight >= lane.limit:
+        if lane.in_flight >= lane.limit or lane.oldest_wait(self.clock()) > self.max_wait:
             self._refuse(lane)
 
     def _refuse(self, lane: Lane) -> None:
         lane.rejected += 1
+        waited = lane.oldest_wait(self.clock())
+        why = (f"its oldest request has waited {waited:.2f}s" if waited > self.max_wait
+               else f"it has {lane.in_flight} of {lane.limit} operations in flight")
         raise ApiError(
             "overloaded",
-            f"this node is at its limit of {lane.limit} operations in flight in the "
-            f"{lane.name} lane; retry after {RETRY_AFTER_SECONDS}s or on another node",
+            f"this node is overloaded in the {lane.name} lane ({why}); "
+            f"retry after {RETRY_AFTER_SECONDS}s or on another node",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
@@ -104,11 +120,15 @@ class Admission:
     def permit(self, lane_name: str, cost: int = 1) -> Iterator[None]:
         """Hold `cost` units of the lane for the duration; 429 overloaded when they are taken."""
         lane = self.lanes[lane_name]
-        if lane.in_flight and lane.in_flight + cost > lane.limit:
+        now = self.clock()
+        if lane.in_flight and (lane.in_flight + cost > lane.limit or lane.oldest_wait(now) > self.max_wait):
             self._refuse(lane)
+        permit = next(self._permits)
+        lane.started[permit] = now
         lane.in_flight += cost
         lane.admitted += 1
         try:
             yield
         finally:
             lane.in_flight -= cost
+            del lane.started[permit]

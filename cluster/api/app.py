@@ -45,7 +45,8 @@ def build_app(node: ClusterNode, settings: Settings) -> web.Application:
     if window is not None:
         add_feed(app, EventHub(window, settings.events_buffer))
     app[ADMISSION] = admission = Admission(settings.max_in_flight, settings.max_in_flight_high,
-                                           lambda name: machine_priority(node, name))
+                                           lambda name: machine_priority(node, name),
+                                           max_wait=settings.admission_wait)
     app[METRICS] = Metrics(node, app.get(EVENTS), admission)
     routes = [*all_routes(), *ui.ROUTES]
     for route in routes:

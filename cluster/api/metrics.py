@@ -133,7 +133,12 @@ class AdmissionCollector(Collector):
             limit.add_metric([lane.name], lane.limit)
             admitted.add_metric([lane.name], lane.admitted)
             rejected.add_metric([lane.name], lane.rejected)
-        yield from (in_flight, limit, admitted, rejected)
+        oldest = GaugeMetricFamily("fsm_admission_oldest_wait_seconds",
+                                   "how long the oldest admitted request has waited", labels=["lane"])
+        now = self.admission.clock()
+        for lane in self.admission.lanes.values():
+            oldest.add_metric([lane.name], lane.oldest_wait(now))
+        yield from (in_flight, limit, admitted, rejected, oldest)
         group = getattr(self.node, "group", None)
         if group is not None:
             queued = GaugeMetricFamily("fsm_proposal_queue",

@@ -355,8 +355,13 @@ class RaftNode(MembershipApi):
     async def _read_index(self) -> None:
         """Wait until this node has applied a read index confirmed after the call (read_index.py)."""
         member = self._require_member()
-        if member.status_view.leader is None:
+        status = member.status_view
+        if status.leader is None:
             raise Unavailable("no leader is known (election in progress or no quorum)")
+        if status.is_leader and not status.has_quorum:
+            raise Unavailable("this leader cannot reach a quorum of members")
+        if not status.is_leader and not status.leader_connected:
+            raise Unavailable(f"this node is not connected to the leader {status.leader}")
         await wait_read_index(member.read_index, member.raft_view.wake, self.settings.read_timeout)
 
     async def _call(

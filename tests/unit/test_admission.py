@@ -71,3 +71,19 @@ def test_a_machine_names_its_default_lane() -> None:
     assert compile_machine("machine: m\npriority: high\n" + base).priority == "high"
     with pytest.raises(SchemaError, match="priority must be one of normal, high"):
         compile_machine("machine: m\npriority: urgent\n" + base)
+
+
+def test_a_lane_whose_oldest_request_waited_too_long_refuses_new_work() -> None:
+    now = [0.0]
+    admission = Admission(normal_limit=1000, high_limit=10, max_wait=0.5, clock=lambda: now[0])
+    with admission.permit(NORMAL, 1):
+        now[0] = 0.4
+        with admission.permit(NORMAL, 1):
+            pass
+        now[0] = 0.6  # far from the unit limit, but the node is not keeping up
+        with pytest.raises(ApiError, match="oldest request has waited 0.60s"), admission.permit(NORMAL, 1):
+            pass
+        with admission.permit(HIGH, 1):  # the other lane has its own clock
+            pass
+    with admission.permit(NORMAL, 1):  # the slow one finished: admitted again
+        pass
