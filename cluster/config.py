@@ -73,9 +73,9 @@ class Settings:
     max_definition_bytes: int = 256 * KiB
     max_batch_operations: int = 1000
     # admission (cluster/api/admission.py): operations in flight per node and lane, then 429
-    max_in_flight: int = 2000
-    max_in_flight_high: int = 500
-    admission_wait: float = 0.5  # refuse new work while the oldest admitted request waited this long
+    max_in_flight: int = 500
+    max_in_flight_high: int = 200
+    admission_wait: float = 0.3  # refuse new work while the oldest admitted request waited this long
     # Raft timing (seconds); see cluster/raft/DESIGN.md for why these values
     raft_min_timeout: float = 1.0
     raft_max_timeout: float = 2.0
@@ -228,9 +228,9 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "max-data-bytes": (int, "largest object data / transition payload (default and most 64 KiB)"),
     "max-definition-bytes": (int, "largest machine definition (default 256 KiB)"),
     "max-batch-operations": (int, "most operations in one batch (default 1000)"),
-    "max-in-flight": (int, "operations in flight per node before 429 overloaded (default 2000)"),
-    "max-in-flight-high": (int, "the same for the X-Priority: high lane (default 500)"),
-    "admission-wait": (float, "429 while a lane's oldest request has waited this long (0.5 s)"),
+    "max-in-flight": (int, "operations in flight per node before 429 overloaded (default 500)"),
+    "max-in-flight-high": (int, "the same for the X-Priority: high lane (default 200)"),
+    "admission-wait": (float, "429 while a lane's oldest request has waited this long (0.3 s)"),
     "raft-min-timeout": (float, "Raft election timeout, lower bound in seconds (default 1.0)"),
     "raft-max-timeout": (float, "Raft election timeout, upper bound in seconds (default 2.0)"),
     "heartbeat-period": (float, "leader heartbeat period in seconds (default 0.1)"),

@@ -59,7 +59,7 @@ class Lane:
 class Admission:
     def __init__(self, normal_limit: int, high_limit: int,
                  machine_priority: Callable[[str], str | None] = lambda name: None,
-                 max_wait: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_wait: float = 0.3, clock: Callable[[], float] = time.monotonic) -> None:
         self.lanes = {NORMAL: Lane(NORMAL, normal_limit), HIGH: Lane(HIGH, high_limit)}
         self.max_wait = max_wait
         self.clock = clock

@@ -28,7 +28,7 @@ from .workloads import MACHINE, REGISTER_MACHINE, b64, key_name
 
 READY_TIMEOUT = 60.0
 LOAD_CHUNK = {"fsm": 1000, "etcd": 100}  # etcd refuses txns over 128 operations
-LOAD_ATTEMPTS = 5
+LOAD_ATTEMPTS = 30
 
 
 class SystemUnavailable(Exception):
@@ -115,11 +115,11 @@ class LocalCluster:
         starts = list(range(0, keys, chunk))
 
         def one(start: int) -> int:
-            for attempt in range(LOAD_ATTEMPTS):  # a leader change while loading: retry
+            for attempt in range(LOAD_ATTEMPTS):  # a leader change or overload (429): retry
                 status, body = self.load_chunk(start, min(keys, start + chunk))
                 if status == 200:
                     return start
-                if status not in (503, 504) or attempt == LOAD_ATTEMPTS - 1:
+                if status not in (429, 503, 504) or attempt == LOAD_ATTEMPTS - 1:
                     break
                 self.load_retries += 1
                 time.sleep(1.0)
