@@ -130,7 +130,7 @@ def start_systems(plan: Plan, notes: list[str]) -> dict[str, LocalCluster]:
             started = time.monotonic()
             cluster.load(plan.keys, _loading_progress(name, plan.keys))
             if cluster.load_retries:
-                notes.append(f"{name}: {cluster.load_retries} load requests retried after 503/504")
+                notes.append(f"{name}: {cluster.load_retries} load requests retried after 429/503/504")
             print(f"\r{name}: {plan.keys:,} keys loaded in {time.monotonic() - started:.1f} s"
                   + " " * 20, file=sys.stderr, flush=True)
     except BaseException:
