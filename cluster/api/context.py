@@ -15,6 +15,8 @@ from cluster.core.state import ClusterState
 from cluster.raft.status import RaftStatus
 from cluster.storage.snapshot_file import SnapshotInfo
 
+from .admission import Admission
+
 T = TypeVar("T")
 
 
@@ -69,7 +71,7 @@ METRICS = web.AppKey("metrics", Any)  # cluster.api.metrics.Metrics
 EVENTS = web.AppKey("events", Any)  # cluster.events.hub.EventHub, when the node keeps a feed
 LIFECYCLE = web.AppKey("lifecycle", Any)  # cluster.api.lifecycle.Lifecycle
 OPENAPI = web.AppKey("openapi", dict)  # this app's OpenAPI document, built from its routes
-ADMISSION = web.AppKey("admission", Any)  # cluster.api.admission.Admission
+ADMISSION = web.AppKey("admission", Admission)
 
 
 def node_of(request: web.Request) -> ClusterNode:
@@ -81,6 +83,5 @@ def settings_of(request: web.Request) -> Settings:
     return request.app[SETTINGS]
 
 
-def admission_of(request: web.Request) -> Any:
-    """The app's `cluster.api.admission.Admission`."""
+def admission_of(request: web.Request) -> Admission:
     return request.app[ADMISSION]
