@@ -3,10 +3,11 @@
 Every write and linearizable read holds a permit of its lane while the node
 works on it (proposing, waiting for the commit, confirming a read). A permit
 costs one unit per transition (a batch costs its operation count, a read one).
-When a lane's units are taken, or when the oldest request in the lane has
-already waited `max_wait` seconds (the node is not keeping up, whatever its
-throughput is today: a fixed unit limit alone is a bounded wait only at a given
-throughput, Little's law), a new request is refused at once with
+When a lane's units are taken, or when the lane is busy (at least a quarter of
+its units taken) and its oldest request has already waited `max_wait` seconds
+(the node is not keeping up, whatever its throughput is today: a fixed unit
+limit alone is a bounded wait only at a given throughput, Little's law), a new
+request is refused at once with
 `429 overloaded` and `Retry-After`, before any work: the queue stays short and
 clients back off instead of piling up seconds of latency.
 
@@ -49,6 +50,11 @@ class Lane:
     admitted: int = 0
     rejected: int = 0
     started: dict[int, float] = field(default_factory=dict)  # permit -> admitted at, oldest first
+
+    def slow(self, now: float, max_wait: float) -> bool:
+        """Busy and not keeping up. A lone request waiting out a leader election is not
+        overload (and must not get the lane refused: that would turn failover into 429s)."""
+        return self.in_flight >= self.limit // 4 and self.oldest_wait(now) > max_wait
 
     def oldest_wait(self, now: float) -> float:
         for at in self.started.values():
@@ -101,7 +107,7 @@ class Admission:
             return
         machine = request.match_info.get("machine")
         lane = self.lanes[self.lane_of(request, (machine,) if machine else ())]
-        if lane.in_flight >= lane.limit or lane.oldest_wait(self.clock()) > self.max_wait:
+        if lane.in_flight >= lane.limit or lane.slow(self.clock(), self.max_wait):
             self._refuse(lane)
 
     def _refuse(self, lane: Lane) -> None:
@@ -121,7 +127,7 @@ class Admission:
         """Hold `cost` units of the lane for the duration; 429 overloaded when they are taken."""
         lane = self.lanes[lane_name]
         now = self.clock()
-        if lane.in_flight and (lane.in_flight + cost > lane.limit or lane.oldest_wait(now) > self.max_wait):
+        if lane.in_flight and (lane.in_flight + cost > lane.limit or lane.slow(now, self.max_wait)):
             self._refuse(lane)
         permit = next(self._permits)
         lane.started[permit] = now

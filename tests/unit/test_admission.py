@@ -73,10 +73,10 @@ def test_a_machine_names_its_default_lane() -> None:
         compile_machine("machine: m\npriority: urgent\n" + base)
 
 
-def test_a_lane_whose_oldest_request_waited_too_long_refuses_new_work() -> None:
+def test_a_busy_lane_whose_oldest_request_waited_too_long_refuses_new_work() -> None:
     now = [0.0]
-    admission = Admission(normal_limit=1000, high_limit=10, max_wait=0.5, clock=lambda: now[0])
-    with admission.permit(NORMAL, 1):
+    admission = Admission(normal_limit=8, high_limit=10, max_wait=0.5, clock=lambda: now[0])
+    with admission.permit(NORMAL, 1), admission.permit(NORMAL, 1):  # a quarter of the lane
         now[0] = 0.4
         with admission.permit(NORMAL, 1):
             pass
@@ -85,5 +85,14 @@ def test_a_lane_whose_oldest_request_waited_too_long_refuses_new_work() -> None:
             pass
         with admission.permit(HIGH, 1):  # the other lane has its own clock
             pass
-    with admission.permit(NORMAL, 1):  # the slow one finished: admitted again
+    with admission.permit(NORMAL, 1):  # the slow ones finished: admitted again
         pass
+
+
+def test_one_slow_request_alone_does_not_close_the_lane() -> None:
+    now = [0.0]
+    admission = Admission(normal_limit=8, high_limit=10, max_wait=0.5, clock=lambda: now[0])
+    with admission.permit(NORMAL, 1):  # e.g. waiting out a leader election
+        now[0] = 3.0
+        with admission.permit(NORMAL, 1):
+            pass
