@@ -3,12 +3,12 @@
 pysyncobj 0.3.17 keeps its log in an mmap'd file that it never flushes: an
 entry survives a `kill -9` (the page cache has it) but not a power cut. Our
 `DurableJournal` replaces it (pysyncobj builds it through `createJournal`, see
-node.py) and is plain file I/O:
+member.py) and is plain file I/O:
 
 - **Appends** are `os.write` at the end of the file and are *not* synced one by
   one. `sync()` makes everything written since the last call durable with one
   `fdatasync` (group sync); the Raft member calls it before it counts its own
-  entries towards a commit and before it answers an append (node.py). With
+  entries towards a commit and before it answers an append (member.py). With
   `fsync=False` (`--fsync off`) nothing is synced, as before.
 - **Records** are `<len, crc32, index, term>` + the command. At start the file
   is read up to the first record that is short or fails its checksum (the tail

@@ -19,7 +19,7 @@ from pysyncobj.config import SERIALIZER_STATE
 
 from cluster.config import Settings
 from cluster.core.entries import Entry, PutMachine, encode
-from cluster.raft.node import RaftMember
+from cluster.raft.member import RaftMember
 from cluster.storage.background_dump import BackgroundSnapshotHooks
 from schema_lang import load_example
 from tests.cluster.harness import free_ports

@@ -18,7 +18,7 @@ import pytest
 from pysyncobj import pickle as raft_pickle
 
 from cluster.core.entries import Entry, Transition, encode
-from cluster.raft.node import RaftMember
+from cluster.raft.member import RaftMember
 
 from .conftest import lock_source
 from .harness import ROOT, Cluster, Http
