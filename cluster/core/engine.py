@@ -35,12 +35,13 @@ from .entries import (
 from .limits import BudgetExceeded
 from .machines import delete_machine, put_machine, require_machine
 from .members import apply_member
+from .object_events import remove_object
 from .outcome import Outcome, Rejected, Rejection
 from .records import IdempotencyRecord
 from .state import ClusterState
 from .tasks import report_task, retry_tasks
 from .timers import tick
-from .transitions import apply_transition_command, remove_object
+from .transitions import apply_transition_command
 from .tx import Tx
 from .votes import require_object, vote, withdraw
 

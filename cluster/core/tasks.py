@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .candidates import choose_candidate, transition_defs
 from .entries import RetryTasks, TaskReport
 from .limits import check_data, check_text
 from .machines import compiled, require_machine
+from .object_events import transition_event
 from .outcome import Outcome, Rejected
 from .records import ObjectRecord, TaskRecord, replace
-from .transitions import (
-    advance,
-    choose_candidate,
-    history_limit,
-    stage_change,
-    transition_defs,
-    transition_event,
-)
+from .staging import history_limit, stage_change
+from .transitions import advance
 from .tx import Tx
 from .votes import require_object
 

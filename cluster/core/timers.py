@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from schema_lang.limits import MAX_TRANSITION_STEPS
 
+from .candidates import choose_candidate, transition_defs
 from .machines import compiled
+from .object_events import transition_event
 from .outcome import Outcome, Rejected
 from .records import replace
+from .staging import stage_change
 from .state import Deadline
-from .transitions import advance, choose_candidate, stage_change, transition_defs, transition_event
+from .transitions import advance
 from .tx import Tx
 from .votes import expire_change
 

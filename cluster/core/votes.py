@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .candidates import choose_candidate, transition_defs
 from .entries import Vote, Withdraw
 from .machines import compiled, require_machine
+from .object_events import transition_event
 from .outcome import Outcome, Rejected
 from .records import ObjectRecord, PendingChange, replace
-from .transitions import (
-    advance,
-    choose_candidate,
-    history_limit,
-    replace_pending,
-    transition_defs,
-    transition_event,
-)
+from .staging import history_limit, replace_pending
+from .transitions import advance
 from .tx import Tx
 
 

@@ -1,0 +1,217 @@
+"""Choosing a transition's candidate: refuse what cannot apply, evaluate the guards.
+
+`choose` finds the first candidate leaving the object's state whose `follows`,
+`requires`, `$dst`/`$src` guards and the target state's data invariant pass, and
+returns it with the evaluation context and the resulting data it computed (so
+`transitions.advance` does not compute them again). Refusals name what would apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schema_lang.limits import DATA_STEPS_PER_KIB, MAX_DATA_BYTES
+from schema_lang.model import EvalContext, GuardFailure, MachineDef, ObjectView, TransitionDef
+
+from .limits import check_data, encoded_size
+from .outcome import Rejected
+from .records import ObjectRecord
+from .tx import Tx
+
+
+def transition_defs(machine: MachineDef, name: str) -> tuple[TransitionDef, ...]:
+    defs = machine.transitions.get(name)
+    if defs is None:
+        raise Rejected(
+            "transition_not_found",
+            f"machine '{machine.name}' has no transition '{name}' "
+            f"(transitions: {', '.join(sorted(machine.transitions))})",
+        )
+    return defs
+
+
+def check_expected_version(record: ObjectRecord | None, expected: int | None) -> None:
+    if expected is None:
+        return
+    actual = record.version if record is not None else 0
+    if expected != actual:
+        raise Rejected(
+            "version_conflict",
+            f"expected version {expected} but the object is at version {actual}",
+            [{"expected": expected, "actual": actual}],
+        )
+
+
+def eval_context(
+    tx: Tx, record: ObjectRecord | None, oid: str, payload: dict[str, Any]
+) -> EvalContext:
+    return EvalContext(
+        dst=payload,
+        src=record.data if record is not None else {},
+        obj=ObjectView(oid, record.version if record else 0, record.state if record else None),
+        now=tx.now_iso,
+        meter=tx.budget.meter,
+    )
+
+
+def choose_candidate(
+    tx: Tx,
+    machine: MachineDef,
+    record: ObjectRecord | None,
+    oid: str,
+    name: str,
+    defs: tuple[TransitionDef, ...],
+    payload: dict[str, Any],
+) -> TransitionDef:
+    """The first candidate whose `from` matches and whose conditions pass."""
+    return choose(tx, machine, record, oid, name, defs, payload)[0]
+
+
+def choose(
+    tx: Tx,
+    machine: MachineDef,
+    record: ObjectRecord | None,
+    oid: str,
+    name: str,
+    defs: tuple[TransitionDef, ...],
+    payload: dict[str, Any],
+) -> tuple[TransitionDef, EvalContext, dict[str, Any]]:
+    """`choose_candidate`, with the evaluation context and the resulting data it computed."""
+    state = record.state if record is not None else None
+    if record is None and not any(d.creates for d in defs):
+        creators = machine.allowed_from(None)
+        raise Rejected(
+            "object_not_found",
+            f"object '{oid}' of machine '{machine.name}' does not exist "
+            f"(create it with: {', '.join(creators) or 'no creating transition'})",
+        )
+    if record is not None and all(d.creates for d in defs):
+        raise Rejected(
+            "object_exists",
+            f"object '{oid}' already exists (state '{state}', version {record.version})",
+        )
+    terminal = state is not None and machine.states[state].terminal
+    if terminal:
+        raise Rejected(
+            "terminal_state", f"object '{oid}' is in terminal state '{state}': nothing can leave it"
+        )
+    matching = [d for d in defs if d.leaves(state, terminal)]
+    if not matching:
+        allowed = machine.allowed_from(state)
+        raise Rejected(
+            "transition_not_allowed",
+            f"transition '{name}' is not allowed from state '{state}' "
+            f"(allowed: {', '.join(allowed) or 'none'})",
+            [{"state": state, "allowed": allowed}],
+        )
+    ctx = eval_context(tx, record, oid, payload)
+    failures: list[list[GuardFailure]] = []
+    for candidate in matching:
+        tx.charge(candidate.cost)
+        problems, data = checked_data(machine, record, candidate, ctx)
+        if not problems:
+            return candidate, ctx, data
+        failures.append(problems)
+    raise guard_rejection(name, state, machine.allowed_from(state), matching, failures)
+
+
+def guard_rejection(
+    name: str,
+    state: str | None,
+    allowed: list[str],
+    matching: list[TransitionDef],
+    failures: list[list[GuardFailure]],
+) -> Rejected:
+    if all(f and all(g.rule == "follows" for g in f) for f in failures):
+        reasons = "; ".join(f[0].message for f in failures)
+        return Rejected(
+            "transition_not_allowed",
+            f"transition '{name}' is not allowed now: {reasons}",
+            [{"state": state, "allowed": allowed}],
+        )
+    details: list[dict[str, Any]] = []
+    for candidate, problems in zip(matching, failures, strict=True):
+        prefix = f"candidate to '{candidate.to or state}': " if len(matching) > 1 else ""
+        details.extend(
+            {"path": g.path, "rule": g.rule, "message": prefix + g.message} for g in problems
+        )
+    first = details[0]["message"]
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return Rejected("guard_failed", f"transition '{name}' refused: {first}{more}", details)
+
+
+def candidate_failures(
+    machine: MachineDef, record: ObjectRecord | None, d: TransitionDef, ctx: EvalContext
+) -> list[GuardFailure]:
+    return checked_data(machine, record, d, ctx)[0]
+
+
+def checked_data(
+    machine: MachineDef, record: ObjectRecord | None, d: TransitionDef, ctx: EvalContext
+) -> tuple[list[GuardFailure], dict[str, Any]]:
+    """The candidate's guard failures, and (when there are none) the object's resulting data."""
+    if d.follows is not None:
+        applied = frozenset(record.applied) if record is not None else frozenset()
+        if not d.follows.test(applied):
+            return [
+                GuardFailure(
+                    "follows",
+                    "follows",
+                    f"'{d.name}' must follow {d.follows.description} since the last restart "
+                    f"(applied: {', '.join(sorted(applied)) or 'none'})",
+                )
+            ], {}
+    problems = [
+        GuardFailure(f"$dst.{f}", "required", f"$dst.{f} is required")
+        for f in d.requires
+        if f not in ctx.dst
+    ]
+    if d.dst is not None:
+        problems.extend(d.dst(ctx))
+    if d.src is not None:
+        problems.extend(d.src(ctx))
+    if problems:
+        return problems, {}
+    try:
+        new_data = resulting_data(d, record, ctx)
+    except Rejected as exc:
+        if exc.rejection.code != "guard_failed":
+            raise  # a limit, not a guard: the request is refused as it is
+        return [GuardFailure("set", "set", exc.rejection.message)], {}
+    invariant = machine.states[d.to or (record.state if record else "")].data
+    if invariant is not None:
+        return invariant(EvalContext(new_data, ctx.src, ctx.obj, ctx.now, ctx.meter)), new_data
+    return [], new_data
+
+
+def resulting_data(
+    d: TransitionDef, record: ObjectRecord | None, ctx: EvalContext
+) -> dict[str, Any]:
+    current = record.data if record is not None else {}
+    if d.data_mode == "replace":
+        data = dict(ctx.dst)
+    elif d.data_mode == "keep":
+        data = dict(current)
+    else:
+        data = {**current, **ctx.dst}
+    computed = 0  # bytes `set` added: many fields copying the data must not pile up
+    for field, template in d.set_fields:
+        try:
+            data[field] = value = template(ctx)
+        except Exception as exc:  # a template's runtime error is the request's fault
+            raise Rejected("guard_failed", f"set.{field} could not be computed: {exc}") from None
+        if isinstance(value, dict | list | str):
+            size = len(value) if isinstance(value, str) else encoded_size(value)
+            meter(ctx, size)
+            computed += size
+            if computed > MAX_DATA_BYTES:
+                check_data(data, f"the data after set.{field}")
+    size = check_data(data, f"the data after transition '{d.name}' ({d.data_mode}, set)")
+    meter(ctx, size)
+    return data
+
+
+def meter(ctx: EvalContext, size: int) -> None:
+    """Charges the steps of handling `size` bytes of data (DATA_STEPS_PER_KIB)."""
+    if ctx.meter is not None:
+        ctx.meter(DATA_STEPS_PER_KIB * (size >> 10))
