@@ -54,19 +54,6 @@ def eval_context(
     )
 
 
-def choose_candidate(
-    tx: Tx,
-    machine: MachineDef,
-    record: ObjectRecord | None,
-    oid: str,
-    name: str,
-    defs: tuple[TransitionDef, ...],
-    payload: dict[str, Any],
-) -> TransitionDef:
-    """The first candidate whose `from` matches and whose conditions pass."""
-    return choose(tx, machine, record, oid, name, defs, payload)[0]
-
-
 def choose(
     tx: Tx,
     machine: MachineDef,
@@ -76,7 +63,9 @@ def choose(
     defs: tuple[TransitionDef, ...],
     payload: dict[str, Any],
 ) -> tuple[TransitionDef, EvalContext, dict[str, Any]]:
-    """`choose_candidate`, with the evaluation context and the resulting data it computed."""
+    """The first candidate whose `from` matches and whose conditions pass, with the
+    evaluation context and the resulting data it computed (callers that only need the
+    candidate take `[0]`)."""
     state = record.state if record is not None else None
     if record is None and not any(d.creates for d in defs):
         creators = machine.allowed_from(None)

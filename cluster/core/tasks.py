@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .candidates import choose_candidate, transition_defs
+from .candidates import choose, transition_defs
 from .entries import RetryTasks, TaskReport
 from .limits import check_data, check_text
 from .machines import compiled, require_machine
@@ -52,7 +52,7 @@ def report_task(tx: Tx, cmd: TaskReport) -> Outcome:
     payload = merged_task_data(updated.tasks)
     try:
         defs = transition_defs(machine, NEXT)
-        chosen = choose_candidate(tx, machine, updated, cmd.id, NEXT, defs, payload)
+        chosen = choose(tx, machine, updated, cmd.id, NEXT, defs, payload)[0]
     except Rejected as exc:
         raise Rejected(
             exc.rejection.code,

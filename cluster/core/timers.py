@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from schema_lang.limits import MAX_TRANSITION_STEPS
 
-from .candidates import choose_candidate, transition_defs
+from .candidates import choose, transition_defs
 from .machines import compiled
 from .object_events import transition_event
 from .outcome import Outcome, Rejected
@@ -72,7 +72,7 @@ def fire(tx: Tx, deadline: Deadline) -> bool:
     # a due timeout wins over a pending vote: the change is dropped with the move
     cleared = replace(record, pending=None)
     defs = transition_defs(machine, timeout.transition)
-    chosen = choose_candidate(tx, machine, cleared, oid, timeout.transition, defs, {})
+    chosen = choose(tx, machine, cleared, oid, timeout.transition, defs, {})[0]
     tx.publish({  # on the feed before what it causes; the history keeps the move
         **transition_event(tx, record, "expired", timeout.transition, None),
         "expired": "timeout",

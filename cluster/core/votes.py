@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .candidates import choose_candidate, transition_defs
+from .candidates import choose, transition_defs
 from .entries import Vote, Withdraw
 from .machines import compiled, require_machine
 from .object_events import transition_event
@@ -102,9 +102,7 @@ def apply_change(tx: Tx, record: ObjectRecord, pending: PendingChange) -> Outcom
     payload = pending.data or {}
     try:
         defs = transition_defs(machine, pending.transition)
-        chosen = choose_candidate(
-            tx, machine, cleared, record.id, pending.transition, defs, payload
-        )
+        chosen = choose(tx, machine, cleared, record.id, pending.transition, defs, payload)[0]
     except Rejected as exc:
         return close_change(tx, record, pending, "rejected", "vote", exc.rejection.message)
     new_record, event = advance(tx, entry, machine, cleared, record.id, chosen, payload)

@@ -107,14 +107,7 @@ class RaftNode(MembershipApi):
         Raises `Unavailable` (not applied; safe to retry) or `Timeout` (unknown).
         """
         member = self._require_member()
-        status = member.status_view
-        if status.leader is None:
-            raise Unavailable("no leader is known (election in progress or no quorum)")
-        if status.is_leader and not status.has_quorum:
-            raise Unavailable("this leader cannot reach a quorum of members")
-        if not status.is_leader and not status.leader_connected:
-            # pysyncobj would drop the forwarded command on the floor: say so now
-            raise Unavailable(f"this node is not connected to the leader {status.leader}")
+        _check_leader_reachable(member.status_view)
         entry = Entry(
             command,
             at_ms=0,  # unstamped: the leader stamps it as it appends it (RaftMember._applyCommand)
@@ -137,13 +130,7 @@ class RaftNode(MembershipApi):
     async def _read_index(self) -> None:
         """Wait until this node has applied a read index confirmed after the call (read_index.py)."""
         member = self._require_member()
-        status = member.status_view
-        if status.leader is None:
-            raise Unavailable("no leader is known (election in progress or no quorum)")
-        if status.is_leader and not status.has_quorum:
-            raise Unavailable("this leader cannot reach a quorum of members")
-        if not status.is_leader and not status.leader_connected:
-            raise Unavailable(f"this node is not connected to the leader {status.leader}")
+        _check_leader_reachable(member.status_view)
         await wait_read_index(member.read_index, member.raft_view.wake, self.settings.read_timeout)
 
     async def _call(
@@ -244,6 +231,17 @@ class RaftNode(MembershipApi):
         if self.member is None:
             raise Unavailable("the Raft member is not running")
         return self.member
+
+
+def _check_leader_reachable(status: RaftStatus) -> None:
+    """Raise `Unavailable` unless a leader that can commit is reachable from this node."""
+    if status.leader is None:
+        raise Unavailable("no leader is known (election in progress or no quorum)")
+    if status.is_leader and not status.has_quorum:
+        raise Unavailable("this leader cannot reach a quorum of members")
+    if not status.is_leader and not status.leader_connected:
+        # pysyncobj would drop a forwarded command on the floor: say so now
+        raise Unavailable(f"this node is not connected to the leader {status.leader}")
 
 
 def _failure(error: int, timeout: float) -> ClusterError:
