@@ -68,7 +68,7 @@ def expire_change(tx: Tx, record: ObjectRecord, change: str, due: int) -> bool:
     pending = record.pending
     if pending is None or pending.change != change or pending.expires_at_ms != due:
         return False
-    close_change(tx, record, record.pending, "expired", "expired", "the vote timeout passed")
+    close_change(tx, record, pending, "expired", "expired", "the vote timeout passed")
     return True
 
 
