@@ -175,7 +175,10 @@ class Transport:
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     self._mark(url, ok=False, now=loop.time())
                     if method == "GET":  # a read changes nothing: no answer is just unavailable
-                        last = Unavailable("unavailable", f"no answer from {url} ({_reason(exc)})")
+                        # an attempt the overall deadline cut short says nothing about the
+                        # node: keep the answer an earlier attempt got (e.g. its Retry-After)
+                        if last is None or remaining >= per_attempt:
+                            last = Unavailable("unavailable", f"no answer from {url} ({_reason(exc)})")
                         continue
                     last = Timeout(
                         "timeout",
