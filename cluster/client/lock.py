@@ -61,16 +61,13 @@ class AsyncLock:
         self._renewer: asyncio.Task[None] | None = None
         self._renew_error: LockLost | None = None
 
-    async def acquire(
-        self, wait: bool | float | None = None, *, timeout: float | None = None, poll: float = 0.0
-    ) -> int:
+    async def acquire(self, wait: bool | float | None = None, *, timeout: float | None = None) -> int:
         """Take the lock. Returns the fencing token; raises `LockHeld`.
 
         `wait=False`/None/0: try once. `wait=True`: wait up to `timeout` seconds (default
         the lock's `wait`); a number: wait that many seconds. While another owner holds
         it, the helper follows the lock object on the event feed (no polling) and races
         for it again as soon as an event frees it (released, expired, removed).
-        `poll` is accepted for older callers and ignored.
         """
         seconds = _wait_seconds(wait, timeout, self.wait)
         loop = asyncio.get_running_loop()
@@ -246,10 +243,8 @@ class SyncLock:
     def owner(self) -> str:
         return self._lock.owner
 
-    def acquire(
-        self, wait: bool | float | None = None, *, timeout: float | None = None, poll: float = 0.0
-    ) -> int:
-        return self._client.run(self._lock.acquire(wait, timeout=timeout, poll=poll))
+    def acquire(self, wait: bool | float | None = None, *, timeout: float | None = None) -> int:
+        return self._client.run(self._lock.acquire(wait, timeout=timeout))
 
     def renew(self) -> int:
         return self._client.run(self._lock.renew())
