@@ -13,6 +13,7 @@ import logging
 import time
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from cluster import ui
 from cluster.config import Settings
@@ -86,7 +87,7 @@ def route_label(request: web.Request) -> str:
 
 
 @web.middleware
-async def answer_errors(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+async def answer_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     try:
         admission = request.app.get(ADMISSION)  # absent in apps built piecemeal (tests)

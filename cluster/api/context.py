@@ -4,7 +4,7 @@ and the application keys under which `build_app` stores it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -16,6 +16,12 @@ from cluster.raft.status import RaftStatus
 from cluster.storage.snapshot_file import SnapshotInfo
 
 from .admission import Admission
+
+if TYPE_CHECKING:  # these import this module
+    from cluster.events.hub import EventHub
+
+    from .lifecycle import Lifecycle
+    from .metrics import Metrics
 
 T = TypeVar("T")
 
@@ -65,11 +71,11 @@ class ClusterNode(Protocol):
     async def snapshot_now(self, timeout: float) -> SnapshotInfo: ...
 
 
-NODE = web.AppKey("node", Any)  # a ClusterNode
+NODE: web.AppKey[ClusterNode] = web.AppKey("node")
 SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", Any)  # cluster.api.metrics.Metrics
-EVENTS = web.AppKey("events", Any)  # cluster.events.hub.EventHub, when the node keeps a feed
-LIFECYCLE = web.AppKey("lifecycle", Any)  # cluster.api.lifecycle.Lifecycle
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+EVENTS: web.AppKey[EventHub] = web.AppKey("events")  # when the node keeps a feed
+LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
 OPENAPI = web.AppKey("openapi", dict)  # this app's OpenAPI document, built from its routes
 ADMISSION = web.AppKey("admission", Admission)
 

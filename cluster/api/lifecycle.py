@@ -17,6 +17,7 @@ import logging
 import time
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from cluster.logs import REQUEST_ID, request_id_from
 
@@ -48,7 +49,7 @@ class Lifecycle:
 
     def middleware(self) -> web.middleware:  # type: ignore[valid-type]
         @web.middleware
-        async def lifecycle_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+        async def lifecycle_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             rid = request_id_from(request.headers.get("X-Request-Id"))
             token = REQUEST_ID.set(rid)
             started = time.perf_counter()
