@@ -76,6 +76,7 @@ class Settings:
     max_in_flight: int = 500
     max_in_flight_high: int = 200
     admission_wait: float = 0.3  # refuse new work while the oldest admitted request waited this long
+    log_budget: int = 32 * KiB  # normal-lane bytes the leader lets into its log ahead of its apply
     # Raft timing (seconds); see cluster/raft/DESIGN.md for why these values
     raft_min_timeout: float = 1.0
     raft_max_timeout: float = 2.0
@@ -140,6 +141,7 @@ class Settings:
             "--max-in-flight": self.max_in_flight,
             "--max-in-flight-high": self.max_in_flight_high,
             "--admission-wait": self.admission_wait,
+            "--log-budget": self.log_budget,
         }
         for flag, value in positive.items():
             if value <= 0:
@@ -231,6 +233,8 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "max-in-flight": (int, "operations in flight per node before 429 overloaded (default 500)"),
     "max-in-flight-high": (int, "the same for the X-Priority: high lane (default 200)"),
     "admission-wait": (float, "429 while a lane's oldest request has waited this long (0.3 s)"),
+    "log-budget": (int, "bytes of normal-lane entries the leader lets into its Raft log ahead of "
+                        "what it has applied: what a high-lane entry waits behind (default 32 KiB)"),
     "raft-min-timeout": (float, "Raft election timeout, lower bound in seconds (default 1.0)"),
     "raft-max-timeout": (float, "Raft election timeout, upper bound in seconds (default 2.0)"),
     "heartbeat-period": (float, "leader heartbeat period in seconds (default 0.1)"),

@@ -20,6 +20,10 @@ class Unavailable(ClusterError):
         self.retry_after = retry_after
 
 
+class Overloaded(Unavailable):
+    """The leader refused the entry for overload (its log gate, raft/log_gate.py): not applied."""
+
+
 class Timeout(ClusterError):
     """The wait ended before the outcome was known: the entry may or may not apply."""
 

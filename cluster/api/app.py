@@ -18,7 +18,7 @@ from aiohttp.typedefs import Handler
 from cluster import ui
 from cluster.config import Settings
 from cluster.core.machines import compiled
-from cluster.errors import Refused, Timeout, Unavailable
+from cluster.errors import Overloaded, Refused, Timeout, Unavailable
 from cluster.events.hub import EventHub
 
 from .admission import Admission
@@ -96,6 +96,8 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = await handler(request)
     except ApiError as exc:
         response = error_response(exc)
+    except Overloaded as exc:
+        response = error_response(ApiError("overloaded", str(exc), headers={"Retry-After": "1"}))
     except Unavailable as exc:
         response = error_response(
             ApiError("unavailable", str(exc), headers={"Retry-After": str(exc.retry_after)})

@@ -147,6 +147,24 @@ class AdmissionCollector(Collector):
             queued.add_metric(["high"], high)
             queued.add_metric(["normal"], normal)
             yield queued
+        yield from log_gate_metrics(getattr(self.node, "member", None))
+
+
+def log_gate_metrics(member: Any) -> Iterator[Metric]:
+    """The leader's log gate and a follower's high-lane forwards (cluster/raft/log_gate.py)."""
+    gate, forwarder = getattr(member, "log_gate", None), getattr(member, "high_forwarder", None)
+    if gate is None or forwarder is None:
+        return
+    yield GaugeMetricFamily("fsm_log_gate_held_bytes", "normal-lane bytes the leader holds "
+                            "in front of its log", value=gate.held_bytes)
+    yield GaugeMetricFamily("fsm_log_backlog_bytes", "bytes in the leader's log not yet "
+                            "applied (what a new entry waits behind)", value=gate.backlog_bytes)
+    yield GaugeMetricFamily("fsm_log_backlog_peak_bytes", "the largest fsm_log_backlog_bytes "
+                            "seen since the node started", value=gate.backlog_peak)
+    yield CounterMetricFamily("fsm_log_gate_refused", "followers' commands the leader refused "
+                              "for overload (429 on the follower)", value=gate.refused)
+    yield CounterMetricFamily("fsm_high_forwarded", "high-lane commands this follower sent "
+                              "to the leader ahead of pysyncobj's queue", value=forwarder.sent)
 
 
 class FeedCollector(Collector):

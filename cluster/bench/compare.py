@@ -3,6 +3,8 @@
 Starts the clusters, loads the keys, then for every workload and client count
 runs the systems alternately (A B A B ...) for `rounds` rounds, so a
 disturbance on this shared box hits both; reports the median of the rounds.
+Batch points with at least `probe_from` clients (the overload points) also run
+the high-lane probe (probe.py) beside the load.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .loadgen import LoadResult, LoadSpec, run_load
+from .probe import ProbeSpec
 from .systems import EtcdCluster, FsmCluster, LocalCluster, SystemUnavailable, find_etcd
 from .workloads import WorkloadSpec
 
@@ -29,6 +32,13 @@ class Plan:
     processes: int = 2
     keys: int = 10_000
     node_args: tuple[str, ...] = ()
+    probe_clients: int = 2  # high-lane probe clients (0: none) ...
+    probe_from: int = 64  # ... beside batch points with at least this many clients
+
+    def probe_for(self, kind: str, clients: int) -> ProbeSpec | None:
+        if kind != "batch" or clients < self.probe_from or self.probe_clients <= 0:
+            return None
+        return ProbeSpec(clients=self.probe_clients)
 
     @property
     def points(self) -> int:
@@ -167,7 +177,7 @@ def run(plan: Plan) -> RunReport:
                         # round 1's keys would turn into stale-version conflicts
                         spec = LoadSpec(WorkloadSpec(system, kind, keys=plan.keys, seed=rnd),
                                         tuple(cluster.urls), clients, plan.duration, plan.warmup,
-                                        plan.processes)
+                                        plan.processes, probe=plan.probe_for(kind, clients))
                         result = run_load(spec, cluster.pids)
                         report.measurements.append(Measurement(system, kind, clients, rnd, result))
                         progress.step(f"{kind} c={clients} {system} round {rnd}")

@@ -16,8 +16,10 @@ class ProtocolError(Exception):
     """The server answered something this small parser does not understand."""
 
 
-def encode_request(method: str, path: str, body: bytes | None = None) -> bytes:
+def encode_request(method: str, path: str, body: bytes | None = None,
+                   headers: dict[str, str] | None = None) -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     if body is None:
         return (head + "\r\n").encode()
     head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -6,7 +6,8 @@ and to P generator processes (so the generator is not bound to one GIL), each
 running an asyncio loop (uvloop when installed). Every run is bounded: warmup +
 duration, plus at most one request timeout. Each process reports its own CPU
 time over the measured window, so the report can show whether the generator
-was the bottleneck.
+was the bottleneck. With `probe` set, one more process runs the high-lane probe
+(probe.py) beside the load, over the same window.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .httpwire import HttpConnection
+from .probe import ProbeSpec, drive_probe
 from .workloads import CONFLICT, ERROR, OK, WorkloadSpec, make_driver
 
 REFUSED = "refused"
@@ -39,6 +41,7 @@ class LoadSpec:
     warmup: float = 1.0
     processes: int = 2
     request_timeout: float = 10.0
+    probe: ProbeSpec | None = None  # the high-lane probe beside the load (probe.py)
 
 
 @dataclass
@@ -55,6 +58,11 @@ class LoadResult:
     generator_cpu_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     first_error: str | None = None
+    probe_ok: int = 0  # the high-lane probe's answered requests (probe.py), if it ran
+    probe_refused: int = 0
+    probe_errors: int = 0
+    probe_latencies_ms: list[float] = field(default_factory=list, repr=False)
+    probe_first_error: str | None = None
 
     @property
     def ops_per_s(self) -> float:
@@ -69,6 +77,17 @@ class LoadResult:
         if not lat:
             return None
         return lat[min(len(lat) - 1, int(q / 100.0 * len(lat)))]
+
+    def probe_percentile(self, q: float) -> float | None:
+        lat = self.probe_latencies_ms
+        return lat[min(len(lat) - 1, int(q / 100.0 * len(lat)))] if lat else None
+
+    def merge_probe(self, part: dict[str, Any]) -> None:
+        self.probe_ok += part["probe_ok"]
+        self.probe_refused += part["probe_refused"]
+        self.probe_errors += part["probe_errors"]
+        self.probe_latencies_ms = sorted(self.probe_latencies_ms + part["probe_latencies"])
+        self.probe_first_error = self.probe_first_error or part["probe_first_error"]
 
     def merge(self, part: dict[str, Any]) -> None:
         self.operations += part["operations"]
@@ -97,6 +116,12 @@ def run_load(spec: LoadSpec, watch_pids: Sequence[int] = ()) -> LoadResult:
         child.start()
         pipes.append(parent_end)
         children.append(child)
+    if spec.probe is not None and spec.probe.clients > 0:  # the last pipe: the probe's
+        parent_end, child_end = ctx.Pipe()
+        child = ctx.Process(target=_child, args=(spec, -1, processes, child_end), daemon=True)
+        child.start()
+        pipes.append(parent_end)
+        children.append(child)
     try:
         for pipe in pipes:  # each process has connected and learnt its keys
             if not pipe.poll(60.0):
@@ -121,7 +146,10 @@ def run_load(spec: LoadSpec, watch_pids: Sequence[int] = ()) -> LoadResult:
         for pipe in pipes:
             if not pipe.poll(budget):
                 raise RuntimeError("a load generator process did not report in time")
-            result.merge(pipe.recv())
+            part = pipe.recv()
+            if not isinstance(part, dict):
+                raise RuntimeError(f"a load generator process failed: {part}")
+            (result.merge_probe if "probe_ok" in part else result.merge)(part)
         result.latencies_ms.sort()
         return result
     finally:
@@ -140,9 +168,18 @@ def _child(spec: LoadSpec, index: int, processes: int, pipe: Connection) -> None
     except ImportError:
         runner = asyncio.run
     try:
-        pipe.send(runner(_drive(spec, index, processes, pipe)))
+        pipe.send(runner(_drive_probe(spec, pipe) if index < 0 else _drive(spec, index, processes, pipe)))
     except Exception as exc:  # reported to the parent, which stops the run
         pipe.send(f"{type(exc).__name__}: {exc}")
+
+
+async def _drive_probe(spec: LoadSpec, pipe: Connection) -> dict[str, Any]:
+    assert spec.probe is not None
+    pipe.send("ready")
+    start_at = await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+    t_measure = start_at + spec.warmup
+    return await drive_probe(spec.workload.system, spec.probe, spec.urls, start_at, t_measure,
+                             t_measure + spec.duration, spec.request_timeout)
 
 
 async def _drive(spec: LoadSpec, index: int, processes: int, pipe: Connection) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from .compare import Measurement, RunReport
 
 LABELS = {"cas": "(a) CAS transitions", "read": "(b) linearizable reads",
           "mix": "(c) 90/10 read/write", "batch": "(d) batches of 100"}
+PROBE_LABEL = "(e) high-lane probe during (d)"
 SYSTEM_NAMES = {"fsm": "fsmcluster", "etcd": "etcd"}
 
 
@@ -34,6 +35,13 @@ class Summary:
     machine_busy_pct: float
     first_error: str | None
     all_ops: tuple[float, ...]
+    # the high-lane probe beside the load (probe.py): None when it did not run
+    probe_per_s: float | None = None
+    probe_p50_ms: float | None = None
+    probe_p99_ms: float | None = None
+    probe_max_ms: float | None = None
+    probe_refused: int = 0
+    probe_errors: int = 0
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -62,8 +70,23 @@ def summarize(measurements: list[Measurement]) -> list[Summary]:
             machine_busy_pct=statistics.median(r.machine_busy_pct for r in rs),
             first_error=next((r.first_error for r in rs if r.first_error), None),
             all_ops=tuple(round(r.ops_per_s) for r in rs),
+            **_probe_summary(rs),
         ))
     return out
+
+
+def _probe_summary(rs: list[Any]) -> dict[str, Any]:
+    ran = [r for r in rs if r.probe_ok or r.probe_refused or r.probe_errors]
+    if not ran:
+        return {}
+    return {
+        "probe_per_s": statistics.median((r.probe_ok + r.probe_refused) / r.seconds for r in ran),
+        "probe_p50_ms": _median(r.probe_percentile(50) for r in ran),
+        "probe_p99_ms": _median(r.probe_percentile(99) for r in ran),
+        "probe_max_ms": max((r.probe_latencies_ms[-1] for r in ran if r.probe_latencies_ms), default=None),
+        "probe_refused": sum(r.probe_refused for r in ran),
+        "probe_errors": sum(r.probe_errors for r in ran),
+    }
 
 
 def _ms(value: float | None) -> str:
@@ -87,7 +110,23 @@ def table_rows(summaries: list[Summary]) -> list[list[str]]:
         fsm, etcd = by.get(("fsm", kind, clients)), by.get(("etcd", kind, clients))
         row.append(f"{fsm.ops_per_s / etcd.ops_per_s:.2f}×" if fsm and etcd and etcd.ops_per_s else "–")
         rows.append(row)
+    for kind, clients in keys:
+        probes = [by.get((system, kind, clients)) for system in ("fsm", "etcd")]
+        if any(p is not None and p.probe_per_s is not None for p in probes):
+            rows.append(_probe_row(clients, probes))
     return rows
+
+
+def _probe_row(clients: int, probes: list[Summary | None]) -> list[str]:
+    """ops/s: the probe's requests/s; p999: its maximum; CPU column: refused / errors."""
+    row = [PROBE_LABEL, str(clients)]
+    for s in probes:
+        if s is None or s.probe_per_s is None:
+            row += ["–"] * 5
+            continue
+        row += [f"{s.probe_per_s:,.0f}", _ms(s.probe_p50_ms), _ms(s.probe_p99_ms), _ms(s.probe_max_ms),
+                f"{s.probe_refused} refused / {s.probe_errors} errors"]
+    return row + ["–"]
 
 
 HEADER = ["workload", "clients",
@@ -126,6 +165,12 @@ def markdown_section(report: RunReport, summaries: list[Summary], command: str, 
         "CPU columns are % of one core: the load generator's processes, the three servers "
         "together, and the whole machine (of 100 × cores).",
     ]
+    if any(s.probe_per_s is not None for s in summaries):
+        lines.append(
+            f"{PROBE_LABEL}: {plan.probe_clients} extra clients, each writing one object every "
+            "50 ms beside the batch load (fsmcluster: a `put` with `X-Priority: high`; etcd, "
+            "which has no lanes: a plain put); p999 is their maximum, the last column counts "
+            "their 429s and errors over all rounds.")
     errors = [s for s in summaries if s.errors]
     for s in errors:
         lines.append(f"- {s.system} {s.kind} c={s.clients}: {s.errors} errors, first: `{s.first_error}`")

@@ -40,6 +40,10 @@ def add_bench_command(subparsers: Any) -> None:
     parser.add_argument("--duration", type=float, default=None, help="measured seconds per point (5)")
     parser.add_argument("--warmup", type=float, default=None, help="unmeasured seconds per point (1)")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes (2)")
+    parser.add_argument("--probe-clients", type=int, default=2,
+                        help="high-lane probe clients beside the overload points (2; 0: none)")
+    parser.add_argument("--probe-from", type=int, default=64,
+                        help="run the probe beside batch points with at least this many clients (64)")
     parser.add_argument("--keys", type=int, default=10_000, help="objects / keys (default 10,000)")
     parser.add_argument("--node-arg", action="append", default=[],
                         help="extra flag for every fsmcluster node, e.g. --node-arg=--heartbeat-period=0.05")
@@ -86,11 +90,14 @@ def build_plan(args: argparse.Namespace) -> Any:
     clients = tuple(int(c) for c in parse_list(args.clients or quick.get("clients", default_clients)))
     if not clients or any(not 1 <= c <= 1024 for c in clients):
         raise ValueError("--clients must be between 1 and 1024")
+    if not 0 <= args.probe_clients <= 8:
+        raise ValueError("--probe-clients must be between 0 and 8")
     return Plan(
         systems=("fsm",) if args.mode == "cluster" else ("fsm", "etcd"),
         kinds=parse_list(args.kinds or quick.get("kinds", ",".join(KINDS)), KINDS),
         clients=clients, rounds=rounds, duration=duration, warmup=warmup,
         processes=max(1, min(args.processes, 8)), keys=args.keys, node_args=tuple(args.node_arg),
+        probe_clients=args.probe_clients, probe_from=args.probe_from,
     )
 
 

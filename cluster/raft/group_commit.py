@@ -20,9 +20,11 @@ entries and bytes. A slot is given back when the group's callback arrives, or
 after `SLOT_TIMEOUT` seconds in case pysyncobj never calls back.
 
 Two queues (the admission lanes, cluster/api/admission.py): entries submitted
-with `high=True` go into the next group ahead of every normal one, so a lock
-renewal waits for at most the groups already in flight, not behind a bulk
-import queued before it.
+with `high=True` go out at the end of the turn in a group of their own (never
+sharing a Raft entry with bulk work), whatever the normal groups in flight, and
+marked (`HighCallback`) so that the leader's log gate (log_gate.py) lets them
+into the log ahead of the normal work it holds. The high lane takes no slot:
+its admission limit bounds it.
 
 Everything but the pysyncobj callback runs on the asyncio thread.
 """
@@ -35,6 +37,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pysyncobj import FAIL_REASON
+
+from .log_gate import HighCallback
 
 Callback = Callable[[Any, int], None]
 MAX_GROUP_ENTRIES = 256
@@ -55,10 +59,12 @@ class GroupCommit:
         send_one: Callable[[bytes, Callback], None],
         send_group: Callable[[tuple[bytes, ...], Callback], None],
         max_in_flight: int = MAX_IN_FLIGHT,
+        max_group_bytes: int = MAX_GROUP_BYTES,
     ) -> None:
         self._send_one = send_one
         self._send_group = send_group
         self.max_in_flight = max_in_flight
+        self.max_group_bytes = max_group_bytes
         # per lane (high first): entries waiting for the next group, and their futures
         self._queues: tuple[_Queue, _Queue] = (_Queue(), _Queue())
         self._scheduled = False
@@ -78,7 +84,7 @@ class GroupCommit:
         queue = self._queues[0 if high else 1]
         queue.blobs.append(blob)
         queue.futures.append(future)
-        if not self._scheduled and self.in_flight < self.max_in_flight:
+        if not self._scheduled and (high or self.in_flight < self.max_in_flight):
             self._scheduled = True
             loop.call_soon(self._flush)
         return future
@@ -88,26 +94,28 @@ class GroupCommit:
 
     def _flush(self) -> None:
         self._scheduled = False
-        while self._waiting() and self.in_flight < self.max_in_flight:
-            blobs: list[bytes] = []
-            futures: list[asyncio.Future[tuple[Any, int]]] = []
-            size = 0
-            for queue in self._queues:  # high first
-                count = 0
-                for blob in queue.blobs[: MAX_GROUP_ENTRIES - len(blobs)]:
-                    if (blobs or count) and size + len(blob) > MAX_GROUP_BYTES:
-                        break
-                    count, size = count + 1, size + len(blob)
-                blobs += queue.blobs[:count]
-                futures += queue.futures[:count]
-                del queue.blobs[:count], queue.futures[:count]
-                if queue.blobs:
-                    break  # this lane filled the group
-            self._send(blobs, futures)
+        high, normal = self._queues
+        while high.blobs:  # the high lane first, and without waiting for a slot
+            self._send(*self._take(high), high=True)
+        while normal.blobs and self.in_flight < self.max_in_flight:
+            self._send(*self._take(normal), high=False)
 
-    def _send(self, blobs: list[bytes], futures: list[asyncio.Future[tuple[Any, int]]]) -> None:
+    def _take(self, queue: _Queue) -> tuple[list[bytes], list[asyncio.Future[tuple[Any, int]]]]:
+        """The queue's next group: its oldest entries within the caps (at least one)."""
+        count = size = 0
+        for blob in queue.blobs[:MAX_GROUP_ENTRIES]:
+            if count and size + len(blob) > self.max_group_bytes:
+                break
+            count, size = count + 1, size + len(blob)
+        blobs, futures = queue.blobs[:count], queue.futures[:count]
+        del queue.blobs[:count], queue.futures[:count]
+        return blobs, futures
+
+    def _send(self, blobs: list[bytes], futures: list[asyncio.Future[tuple[Any, int]]],
+              high: bool) -> None:
         loop = asyncio.get_running_loop()
-        self.in_flight += 1
+        slots = 0 if high else 1
+        self.in_flight += slots
         self.groups_sent += 1
         self.entries_sent += len(blobs)
         released = False
@@ -117,7 +125,7 @@ class GroupCommit:
             if released:
                 return
             released = True
-            self.in_flight -= 1
+            self.in_flight -= slots
             if self._waiting() and not self._scheduled:
                 self._scheduled = True
                 loop.call_soon(self._flush)
@@ -137,10 +145,11 @@ class GroupCommit:
                 if not future.done():
                     future.set_result((result, error))
 
-        def callback(result: Any, error: int) -> None:  # on the Raft thread
+        def on_raft(result: Any, error: int) -> None:  # on the Raft thread
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
                 loop.call_soon_threadsafe(settle, result, error)
 
+        callback: Callback = HighCallback(on_raft) if high else on_raft
         try:
             if len(blobs) == 1:
                 self._send_one(blobs[0], callback)

@@ -34,6 +34,15 @@ from .clock import LeaderClock, stamp_command
 from .conf import build_conf
 from .durability import DurableMember, check_adopted, journal_for_init
 from .journal import DurableJournal, align_with_dump, sync_file
+from .log_gate import (
+    FORWARD_MESSAGE,
+    HELD,
+    REFUSED,
+    HighCallback,
+    HighForwarder,
+    LogGate,
+    unapplied_bytes,
+)
 from .log_guard import SnapshotGuard, without_needless_truncation
 from .membership import HandOver
 from .read_index import MESSAGE_TYPES, PysyncobjView, ReadIndex
@@ -74,6 +83,11 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         self.handover = HandOver()  # membership.py: leadership transfer, driven from _on_raft_tick
         self.removed = False  # set when this node applies its own removal
         self._held = []  # append answers waiting for a sync (durability.py)
+        # the admission lanes in front of the log (log_gate.py)
+        self.log_gate = LogGate(settings.log_budget, settings.admission_wait)
+        self.high_forwarder = HighForwarder()
+        self.raft_view = PysyncobjView(self)
+        self._commit_sent = 0  # the commit index last sent ahead of the apply
         journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump)
         with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one
@@ -86,7 +100,6 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         # outcome of someone else's entry. Starting each process at its start time in ns
         # keeps the numbers of two incarnations apart.
         self._SyncObj__commandsLocalCounter = time.time_ns()
-        self.raft_view = PysyncobjView(self)
         self.read_index = ReadIndex(self.raft_view, timeout=settings.read_timeout)
         self.addOnTickCallback(self._on_raft_tick)
         self.addOnTickCallback(self.sync_journal)  # last before the tick waits for the network
@@ -144,10 +157,26 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
     def _applyCommand(self, command: bytes, callback: Any, commandType: int | None = None) -> None:  # noqa: N802, N803
         # pysyncobj's entry point for every command this node appends or forwards: our own
         # (commandType given) and those a follower forwarded to us (type byte included).
-        # The leader stamps its time on ours and theirs here; a follower stamps nothing.
+        # On the leader, the log gate decides when a command goes in (log_gate.py).
         if self._isLeader():
-            command = self._stamped(command, commandType)
-        super()._applyCommand(command, callback, commandType)
+            verdict = self.log_gate.offer(command, callback, commandType)
+            if verdict == REFUSED:  # a follower's command: it answers 429 overloaded
+                self._SyncObj__callErrCallback(FAIL_REASON.QUEUE_FULL, callback)
+            if verdict in (HELD, REFUSED):
+                self.raft_view.wake()
+                return
+        elif isinstance(callback, HighCallback) and commandType is not None:
+            self.high_forwarder.put(bytes([commandType]) + command, callback)
+            self.raft_view.wake()
+            return
+        self._append(command, callback, commandType)
+
+    def _append(self, command: bytes, callback: Any, command_type: int | None) -> None:
+        """Into pysyncobj's queue; the leader stamps its time on ours and theirs here, a
+        follower stamps nothing."""
+        if self._isLeader():
+            command = self._stamped(command, command_type)
+        super()._applyCommand(command, callback, command_type)
 
     def _stamped(self, command: bytes, command_type: int | None) -> bytes:
         if self._stamped_ids is None:
@@ -161,6 +190,11 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         # override sees every Raft message first; see log_guard for why.
         if isinstance(message, dict) and message.get("type") in MESSAGE_TYPES:
             self.read_index.on_message(node, message)  # ReadIndex's own messages (read_index.py)
+            return
+        if isinstance(message, dict) and message.get("type") == FORWARD_MESSAGE:
+            command, request_id = message.get("command"), message.get("request_id")
+            if isinstance(command, bytes) and isinstance(request_id, int):  # a follower's high lane
+                self._append(command, (node, request_id), None)
             return
         if isinstance(message, dict) and message.get("type") == "append_entries":
             # each guard passes through the messages it does not own (appends / snapshots)
@@ -178,9 +212,26 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
                 log.warning("this node was removed from the cluster; it no longer takes part")
         return bool(SyncObj._SyncObj__doChangeCluster(self, request, reverse))
 
+    def _SyncObj__applyLogEntries(self) -> bool:  # noqa: N802
+        # pysyncobj's leader applies what just committed, then tells the followers the
+        # new commit index: they would apply only after it. Telling them first lets
+        # them apply alongside the leader (a follower's client waits for both in turn
+        # otherwise: the whole log backlog, twice).
+        if self._isLeader() and self._SyncObj__raftCommitIndex > self._commit_sent:
+            self._commit_sent = self._SyncObj__raftCommitIndex
+            self._SyncObj__sendAppendEntries()
+        return bool(SyncObj._SyncObj__applyLogEntries(self))
+
     def _checkCommandsToApply(self) -> None:  # noqa: N802
         if self.handover.holds(self._isLeader()):
             return  # handing leadership over: new commands wait until it is done
+        self.high_forwarder.flush(self, lambda c, cb: self._append(c, cb, None),
+                                  lambda cb: cb(None, FAIL_REASON.MISSING_LEADER))
+        if self._isLeader():
+            backlog = unapplied_bytes(self._SyncObj__raftLog, self._SyncObj__raftLastApplied)
+            self.log_gate.release(backlog, self._append)
+        elif self.log_gate.held:
+            self.log_gate.drain(self._append)
         super()._checkCommandsToApply()
 
     def _load_dump(self, path: str) -> tuple[Any, ...]:

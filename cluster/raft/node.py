@@ -22,14 +22,14 @@ from cluster.config import Settings
 from cluster.core.entries import Command, Entry, encode
 from cluster.core.outcome import Outcome
 from cluster.core.state import ClusterState
-from cluster.errors import ClusterError, Timeout, Unavailable
+from cluster.errors import ClusterError, Overloaded, Timeout, Unavailable
 from cluster.events.window import EventWindow
 from cluster.logs import REQUEST_ID
 from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
 from cluster.storage.snapshot_file import SnapshotInfo
 
-from .group_commit import GroupCommit
+from .group_commit import MAX_GROUP_BYTES, GroupCommit
 from .member import RaftMember
 from .membership import Membership, MembershipApi
 from .read_index import wait_read_index
@@ -42,7 +42,6 @@ T = TypeVar("T")
 
 # Failures after which the entry is certainly not in the log (safe to retry).
 _NOT_APPLIED = {
-    FAIL_REASON.QUEUE_FULL: "the proposal queue is full",
     FAIL_REASON.MISSING_LEADER: "no leader is known",
     FAIL_REASON.NOT_LEADER: "the node we sent it to is no longer the leader",
     FAIL_REASON.REQUEST_DENIED: "the leader refused the request",
@@ -65,6 +64,8 @@ class RaftNode(MembershipApi):
         self.group = GroupCommit(
             lambda blob, cb: self._require_member().apply_entry(blob, callback=cb),
             lambda blobs, cb: self._require_member().apply_group(blobs, callback=cb),
+            # a group fits the leader's log budget (log_gate.py)
+            max_group_bytes=max(1, min(MAX_GROUP_BYTES, settings.log_budget)),
         )
         self.membership = Membership(self)
         self.events = EventWindow(settings.events_window)
@@ -245,6 +246,9 @@ def _check_leader_reachable(status: RaftStatus) -> None:
 
 
 def _failure(error: int, timeout: float) -> ClusterError:
+    if error == FAIL_REASON.QUEUE_FULL:  # the leader's log gate (or pysyncobj's queue) is full
+        return Overloaded("the leader is overloaded and refused the entry (not applied); "
+                          "retry after 1s")
     if error in _NOT_APPLIED:
         return Unavailable(f"not applied: {_NOT_APPLIED[error]}")
     # LEADER_CHANGED, UNKNOWN_OUTCOME: the leader may have logged the entry before failing

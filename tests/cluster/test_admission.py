@@ -83,3 +83,85 @@ def test_overload_is_refused_with_429_and_the_high_lane_stays_fast(tmp_path: Pat
         metrics = http.get("/metrics").text
         assert 'fsm_admission_rejected_total{lane="normal"}' in metrics
         assert 'fsm_admission_rejected_total{lane="high"} 0.0' in metrics
+
+
+LOG_BUDGET = 32 * 1024  # --log-budget's default
+
+
+async def drive_followers(urls: list[str], clients: int, seconds: float) -> dict[str, list]:  # type: ignore[type-arg]
+    """Bulk clients on the followers only, and one high-lane client on the first follower."""
+    seen: dict[str, list] = {"bulk": [], "bulk_429": [], "high": [], "high_status": []}  # type: ignore[type-arg]
+    stop_at = time.monotonic() + seconds
+    pad = "p" * 100
+
+    async def bulk(session: aiohttp.ClientSession, c: int) -> None:
+        url, n = urls[c % len(urls)], 0
+        while time.monotonic() < stop_at:
+            ops = [{"machine": "register", "id": f"f{c}-{n}-{i}-{pad}", "transition": "create"}
+                   for i in range(100)]
+            n += 1
+            started = time.monotonic()
+            async with session.post(f"{url}/v1/batch", json={"operations": ops}) as r:
+                body = await r.read()
+                if r.status == 429:
+                    seen["bulk_429"].append(body.decode())
+                    await asyncio.sleep(0.2)
+                else:
+                    assert r.status == 200, (r.status, body[:300])
+                    seen["bulk"].append(time.monotonic() - started)
+
+    async def high(session: aiohttp.ClientSession) -> None:
+        n = 0
+        await asyncio.sleep(0.5)  # once the bulk load is on
+        while time.monotonic() < stop_at:
+            n += 1
+            started = time.monotonic()
+            async with session.post(f"{urls[0]}/v1/machines/register/objects/h{n}/transitions/create",
+                                    json={}, headers={"X-Priority": "high"}) as r:
+                await r.read()
+                seen["high_status"].append(r.status)
+                seen["high"].append(time.monotonic() - started)
+            await asyncio.sleep(0.02)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        await asyncio.gather(*(bulk(session, c) for c in range(clients)), high(session))
+    return seen
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
+def test_clients_on_followers_cannot_pile_work_onto_the_leaders_log(tmp_path: Path) -> None:
+    """Followers forward below HTTP; the leader's log gate keeps what they forward out of its
+    log beyond --log-budget (a high entry waits behind at most that) and refuses it once it
+    waited --admission-wait (429 on the follower)."""
+    cluster = Cluster(tmp_path, n=3, extra_args=("--admission-wait", "0.1"))
+    with cluster:
+        leader = cluster.leader_index()
+        followers = [i for i in range(3) if i != leader]
+        assert cluster.http(leader).put("/v1/machines/register", body=REGISTER_YAML,
+                                        content_type="application/yaml").status in (200, 201)
+        seen = asyncio.run(drive_followers([cluster.nodes[i].url for i in followers], 16, SECONDS))
+        leader_metrics = cluster.http(leader).get("/metrics").text
+        forwarded = sum(metric(cluster.http(i).get("/metrics").text, "fsm_high_forwarded_total")
+                        for i in followers)
+    peak = metric(leader_metrics, "fsm_log_backlog_peak_bytes")
+    refused_by_leader = [b for b in seen["bulk_429"] if "leader is overloaded" in b]
+    print(f"bulk: {len(seen['bulk'])} admitted (median {statistics.median(seen['bulk']) * 1000:.0f} ms), "
+          f"{len(seen['bulk_429'])} refused ({len(refused_by_leader)} by the leader); high: "
+          f"{len(seen['high'])}, median {statistics.median(seen['high']) * 1000:.1f} ms, max "
+          f"{max(seen['high']) * 1000:.1f} ms; leader's log backlog peak {peak:.0f} bytes")
+    assert seen["bulk"] and seen["bulk_429"], "16 bulk clients neither got through nor overloaded"
+    # the gate: never more than the budget of unapplied work in the leader's log (without
+    # it, each follower kept its two groups of forwarded bulk work there: 3-4 times this)
+    assert peak <= LOG_BUDGET + 4096, f"the leader's log held {peak:.0f} unapplied bytes"
+    assert refused_by_leader, "the leader never refused a follower's forwarded bulk work"
+    assert metric(leader_metrics, "fsm_log_gate_refused_total") > 0
+    # the high lane: forwarded ahead of pysyncobj's queue, past the gate, never refused
+    assert set(seen["high_status"]) == {201}
+    assert forwarded >= len(seen["high"])
+    assert statistics.median(seen["high"]) < statistics.median(seen["bulk"])

@@ -11,6 +11,7 @@ from aiohttp.test_utils import make_mocked_request
 from cluster.api.admission import HIGH, NORMAL, Admission
 from cluster.api.errors import ApiError
 from cluster.raft.group_commit import GroupCommit
+from cluster.raft.log_gate import HighCallback
 
 
 def request(headers: dict[str, str] | None = None) -> Any:
@@ -42,25 +43,31 @@ def test_the_lane_comes_from_the_header_or_from_every_machine_touched() -> None:
         admission.lane_of(request({"X-Priority": "urgent"}))
 
 
-async def test_high_entries_are_proposed_ahead_of_queued_normal_ones() -> None:
+async def test_high_entries_go_at_once_in_their_own_marked_group_ahead_of_queued_normal_ones() -> None:
     sent: list[tuple[bytes, ...]] = []
     callbacks: list[Any] = []
 
     def send_group(blobs: tuple[bytes, ...], cb: Any) -> None:
         sent.append(blobs)
-        callbacks.append((cb, len(blobs)))
+        callbacks.append(cb)
 
     group = GroupCommit(lambda blob, cb: send_group((blob,), cb), send_group, max_in_flight=1)
     group.submit(b"n0")
     await asyncio.sleep(0)  # n0 goes alone; the pipeline is full now
     for i in range(1, 4):
         group.submit(f"n{i}".encode())
-    group.submit(b"h1", high=True)
-    assert group.queued == (1, 3)
-    callbacks[0][0]("ok", 0)  # n0 committed: the next group leaves
+    high = [group.submit(b"h1", high=True), group.submit(b"h2", high=True)]
+    assert group.queued == (2, 3)
+    await asyncio.sleep(0)  # the high lane takes no slot: it leaves now, without bulk work
+    assert sent[1] == (b"h1", b"h2") and isinstance(callbacks[1], HighCallback)
+    assert group.queued == (0, 3) and not isinstance(callbacks[0], HighCallback)
+    callbacks[1](["a", "b"], 0)
+    assert await asyncio.gather(*high) == [("a", 0), ("b", 0)]
+    assert len(sent) == 2, "normal entries still wait for the slot"
+    callbacks[0]("ok", 0)  # n0 committed: the next normal group leaves
     for _ in range(5):
         await asyncio.sleep(0)
-    assert sent[1] == (b"h1", b"n1", b"n2", b"n3")
+    assert sent[2] == (b"n1", b"n2", b"n3")
 
 
 def test_a_machine_names_its_default_lane() -> None:
