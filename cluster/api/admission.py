@@ -14,10 +14,19 @@ clients back off instead of piling up seconds of latency.
 Two lanes, each with its own limit: `high` (an `X-Priority: high` header, or a
 machine whose definition says `priority: high`, e.g. lock renewals and dedup
 checks) and `normal` (everything else). A high request is admitted even when
-the normal lane is full, and its entry is proposed ahead of normal ones
-(`cluster/raft/group_commit.py` keeps one queue per lane). An oversized request
-(a batch costing more than its whole lane) is admitted when its lane is idle,
-so every request can eventually run.
+the normal lane is full, and its entry is proposed ahead of normal ones: group
+commit sends it at once in a group of its own (`cluster/raft/group_commit.py`),
+a follower forwards it ahead of pysyncobj's queue, and the leader's log gate
+lets it into the Raft log past the normal work it holds
+(`cluster/raft/log_gate.py`). An oversized request (a batch costing more than
+its whole lane) is admitted when its lane is idle, so every request can
+eventually run.
+
+This admission is per node; the cluster-wide part is on the leader: the log gate
+keeps at most `--log-budget` bytes of normal work in the log, and refuses a
+follower's forwarded command once the gate's oldest held command has waited
+`max_wait` (the follower answers `429 overloaded`, as here), so clients of
+followers cannot pile work onto the leader.
 
 Everything runs on the asyncio thread.
 """

@@ -20,6 +20,7 @@ def test_quick_cluster_bench_produces_figures(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "cluster", "bench", "cluster", "--quick", "--keys", "500",
          "--clients", "1,4", "--kinds", "cas,read,batch", "--duration", "1", "--warmup", "0.3",
+         "--probe-from", "4",  # the high-lane probe beside batches at 4 clients
          "--json-out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240,
     )
@@ -33,4 +34,8 @@ def test_quick_cluster_bench_produces_figures(tmp_path: Path) -> None:
         assert s["ops_per_s"] > 0, s
         assert s["p50_ms"] is not None and s["p99_ms"] is not None, s
     assert "(a) CAS transitions" in run.stdout
+    probed = [s for s in summaries if s["probe_per_s"] is not None]
+    assert [(s["kind"], s["clients"]) for s in probed] == [("batch", 4)], summaries
+    assert probed[0]["probe_p50_ms"] is not None and probed[0]["probe_errors"] == 0, probed
+    assert "(e) high-lane probe during (d)" in run.stdout
     assert not (tmp_path / "docs").exists()
