@@ -292,7 +292,8 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
             return
         self._tick_sent_at = now
         entry = Entry(Tick(), at_ms=now_ms, request_id=uuid.uuid4().hex)
-        self.apply_entry(encode(entry), callback=self._tick_done)
+        # timers (lock expiries) go in the high lane: past the bulk work the log gate holds
+        self.apply_entry(encode(entry), callback=HighCallback(self._tick_done))
 
     def _tick_done(self, _result: object, _error: int) -> None:
         self._tick_sent_at = 0.0
