@@ -164,19 +164,18 @@ class HighForwarder:
         with self._lock:
             self._out.append((command, callback))
 
-    def flush(self, member: Any, local: Callable[[bytes, Any], None],
-              fail: Callable[[Any], None]) -> None:
-        """`local(command, callback)`: this node leads now; `fail(callback)`: no leader."""
+    def flush(self, member: Any, local: Callable[[bytes, Any], None]) -> None:
+        """`local(command, callback)`: this node leads now. Without a known leader the
+        commands wait (as pysyncobj's with `commandsWaitLeader`; the proposer's timeout
+        bounds it)."""
         while True:
             with self._lock:
-                if not self._out:
+                if not self._out or member._SyncObj__raftLeader is None:
                     return
                 command, callback = self._out.popleft()
             leader = member._SyncObj__raftLeader
             if member._isLeader():
                 local(command, callback)
-            elif leader is None:
-                fail(callback)
             else:
                 member._SyncObj__commandsLocalCounter += 1
                 request_id = member._SyncObj__commandsLocalCounter

@@ -225,8 +225,7 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
     def _checkCommandsToApply(self) -> None:  # noqa: N802
         if self.handover.holds(self._isLeader()):
             return  # handing leadership over: new commands wait until it is done
-        self.high_forwarder.flush(self, lambda c, cb: self._append(c, cb, None),
-                                  lambda cb: cb(None, FAIL_REASON.MISSING_LEADER))
+        self.high_forwarder.flush(self, lambda c, cb: self._append(c, cb, None))
         if self._isLeader():
             backlog = unapplied_bytes(self._SyncObj__raftLog, self._SyncObj__raftLastApplied)
             self.log_gate.release(backlog, self._append)

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from cluster.raft.log_gate import HELD, PASS, REFUSED, HighCallback, LogGate, unapplied_bytes
+from cluster.raft.log_gate import (
+    FORWARD_MESSAGE,
+    HELD,
+    PASS,
+    REFUSED,
+    HighCallback,
+    HighForwarder,
+    LogGate,
+    unapplied_bytes,
+)
 
 OWN = 0  # the command type of our own replicated call (pysyncobj passes it apart)
 
@@ -85,3 +94,38 @@ def test_unapplied_bytes_counts_the_log_after_the_applied_index() -> None:
     assert unapplied_bytes(log, 7) == 0
     assert unapplied_bytes(log, 0) == 60
     assert unapplied_bytes([], 3) == 0
+
+
+class FakeMember:
+    """The pysyncobj attributes `HighForwarder` uses (0.3.17's names)."""
+
+    def __init__(self) -> None:
+        self._SyncObj__raftLeader: str | None = None
+        self._SyncObj__commandsLocalCounter = 100
+        self._SyncObj__commandsWaitingReply: dict[int, Any] = {}
+        self.leading = False
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self._SyncObj__transport = self
+
+    def _isLeader(self) -> bool:  # noqa: N802
+        return self.leading
+
+    def send(self, node: str, message: dict[str, Any]) -> None:
+        self.sent.append((node, message))
+
+
+def test_a_followers_high_lane_goes_to_the_leader_as_its_own_message() -> None:
+    member, forwarder = FakeMember(), HighForwarder()
+    local: list[bytes] = []
+    forwarder.put(b"\x00renewal", own_callback)
+    forwarder.flush(member, lambda c, cb: local.append(c))
+    assert member.sent == [] and local == [], "no leader known: it waits, as pysyncobj's do"
+    member._SyncObj__raftLeader = "leader"
+    forwarder.flush(member, lambda c, cb: local.append(c))
+    assert member.sent == [("leader", {"type": FORWARD_MESSAGE, "command": b"\x00renewal",
+                                       "request_id": 101})]
+    assert member._SyncObj__commandsWaitingReply == {101: own_callback}  # pysyncobj answers it
+    member.leading = True  # this node leads now: straight into its own queue
+    forwarder.put(b"\x00next", own_callback)
+    forwarder.flush(member, lambda c, cb: local.append(c))
+    assert local == [b"\x00next"] and forwarder.sent == 1
