@@ -34,7 +34,9 @@ import pysyncobj.syncobj as syncobj_module
 from .journal import DurableJournal
 
 _factory_lock = threading.Lock()
-_HOOKS = ("_onTick", "_SyncObj__sendNextNodeIdx", "_SyncObj__onBecomeLeader", "_SyncObj__onMessageReceived")
+_HOOKS = ("_onTick", "_SyncObj__sendNextNodeIdx", "_SyncObj__onBecomeLeader", "_SyncObj__onMessageReceived",
+          # RaftMember's log gate and commit-index-first apply (member.py, log_gate.py)
+          "_SyncObj__applyLogEntries", "_SyncObj__sendAppendEntries", "_SyncObj__callErrCallback")
 
 
 def check_pysyncobj() -> None:
