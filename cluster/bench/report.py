@@ -169,8 +169,8 @@ def markdown_section(report: RunReport, summaries: list[Summary], command: str, 
         lines.append(
             f"{PROBE_LABEL}: {plan.probe_clients} extra clients, each writing one object every "
             "50 ms beside the batch load (fsmcluster: a `put` with `X-Priority: high`; etcd, "
-            "which has no lanes: a plain put); p999 is their maximum, the last column counts "
-            "their 429s and errors over all rounds.")
+            "which has no lanes: a plain put); its ops/s column is their requests/s, p999 "
+            "their maximum, and the CPU columns count their 429s and errors over all rounds.")
     errors = [s for s in summaries if s.errors]
     for s in errors:
         lines.append(f"- {s.system} {s.kind} c={s.clients}: {s.errors} errors, first: `{s.first_error}`")
