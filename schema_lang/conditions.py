@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -54,6 +55,7 @@ from .rule_keywords import (
 from .template_functions import plain_json
 
 SIDES = ("$dst", "$src", "data")
+_NO_VARS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass
@@ -180,11 +182,22 @@ def _compile_fields(node: Node, ctx: CompileContext, path: str, side: str) -> Co
             continue
         checks.append((f"{side}.{name}", steps, _compile_rule(rule, ctx, where, frozenset())))
 
+    # a one-step path is a dict lookup (what `lookup` does for a dict, without the loop)
+    fields = tuple((shown, steps[0] if len(steps) == 1 else None, steps, check)
+                   for shown, steps, check in checks)
+    from_src = side == "$src"
+
     def every_field(ectx: EvalContext) -> list[GuardFailure]:
-        data = _data(ectx, side)
+        data = ectx.src if from_src else ectx.dst
         failures: list[GuardFailure] = []
-        for shown, steps, check in checks:
-            failures += check(lookup(data, steps), ectx, {}, shown)
+        for shown, name, steps, check in fields:
+            if name is not None and data.__class__ is dict:
+                value = data.get(name, MISSING)
+            else:
+                value = lookup(data, steps)
+            found = check(value, ectx, _NO_VARS, shown)
+            if found:
+                failures += found
         return failures
 
     return every_field
@@ -224,13 +237,52 @@ def _rule_check(
     checks: tuple[Check, ...],
     message: str | None,
 ) -> Check:
+    """One rule (a mapping of keywords) as one closure.
+
+    Flattened when compiled: a keyword built by `rule_keywords._present` is called as
+    its test (one call less), and a nested rule without `$vars` and `message` (what
+    `use` returns) is inlined, its keywords in its place. Inlining keeps the steps
+    metered: each rule charged `work` × the value's data steps when entered, so the
+    flat rule charges the sum of the inlined rules' `work`. Failures come out in the
+    same order as the nested closures gave them.
+    """
     work = len(checks) + len(variables)
+    present: list[tuple[str | None, Any]] = []  # (keyword, test) or (None, opaque check)
+    on_missing: list[Check] = []  # what can fail (or act) for an absent field
+    for c in checks:
+        parts = getattr(c, "rule_parts", None)
+        # not below `$vars`: a failing var returns before the nested rule would meter
+        if parts is not None and not variables and not parts[0] and parts[3] is None:
+            work += parts[4]
+            present.extend(parts[1])
+            on_missing.extend(parts[2])
+            continue
+        leaf = getattr(c, "present_test", None)
+        if leaf is not None:
+            present.append(leaf)
+        elif getattr(c, "only_missing", False):
+            on_missing.append(c)
+        else:
+            present.append((None, c))
+            on_missing.append(c)
+    steps_per_kib = work * DATA_STEPS_PER_KIB
+    run_present = tuple(present)
+    run_missing = tuple(on_missing)
 
     def check(value: Any, ectx: EvalContext, outer: Vars, shown: str) -> list[GuardFailure]:
-        if ectx.meter is not None and work and isinstance(value, str | dict | list):
-            ectx.meter(work * data_steps(value))
+        if value is MISSING:  # only `required` and opaque checks act; no vars, no steps
+            if not run_missing:
+                return []
+            failures = [f for c in run_missing for f in c(value, ectx, outer, shown)]
+            return [_relabel(f, message) for f in failures] if message else failures
+        if steps_per_kib and ectx.meter is not None:
+            if value.__class__ is str:
+                if len(value) >> 10:
+                    ectx.meter(steps_per_kib * (len(value) >> 10))
+            elif isinstance(value, str | dict | list):
+                ectx.meter(work * data_steps(value))
         scope = outer
-        if variables and value is not MISSING:
+        if variables:
             scope = dict(outer)
             for name, compute in variables:
                 try:
@@ -238,9 +290,18 @@ def _rule_check(
                 except TemplateRuntimeError as exc:
                     failure = GuardFailure(shown, "$vars", f"{shown}: vars.{name}: {exc}")
                     return [_relabel(failure, message)]
-        failures = [f for c in checks for f in c(value, ectx, scope, shown)]
-        return [_relabel(f, message) for f in failures] if message else failures
+        failures = []
+        for keyword, test in run_present:
+            if keyword is None:
+                failures += test(value, ectx, scope, shown)
+            else:
+                problem = test(value, ectx, scope)
+                if problem is not None:
+                    failures.append(GuardFailure(shown, keyword, f"{shown} {problem}"))
+        return [_relabel(f, message) for f in failures] if message and failures else failures
 
+    check.rule_parts = (  # type: ignore[attr-defined]  # read when a rule `use`s this one
+        variables, run_present, run_missing, message, work)
     return check
 
 

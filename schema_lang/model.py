@@ -12,20 +12,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import msgspec
+
 DataMode = Literal["merge", "replace", "keep"]
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectView:
-    """What a template may know about the object: `${object.id}` and friends."""
+class ObjectView(msgspec.Struct, frozen=True, gc=False):
+    """What a template may know about the object: `${object.id}` and friends.
+
+    Views and contexts are msgspec structs: built in C for every transition (a frozen
+    dataclass's `__init__` cost more than the guards it feeds)."""
 
     id: str
     version: int
     state: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class EvalContext:
+class EvalContext(msgspec.Struct, frozen=True, gc=False):
     """Inputs of one guard or template evaluation.
 
     `dst` is the request's payload, `src` the object's current data (empty on

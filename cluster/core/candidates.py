@@ -13,10 +13,12 @@ from typing import Any
 from schema_lang.limits import DATA_STEPS_PER_KIB, MAX_DATA_BYTES
 from schema_lang.model import EvalContext, GuardFailure, MachineDef, ObjectView, TransitionDef
 
-from .limits import check_data, encoded_size
+from .limits import check_data, check_merged, encoded_size
 from .outcome import Rejected
 from .records import ObjectRecord
 from .tx import Tx
+
+_NONE: frozenset[str] = frozenset()
 
 
 def transition_defs(machine: MachineDef, name: str) -> tuple[TransitionDef, ...]:
@@ -195,8 +197,12 @@ def resulting_data(
             computed += size
             if computed > MAX_DATA_BYTES:
                 check_data(data, f"the data after set.{field}")
-    size = check_data(data, f"the data after transition '{d.name}' ({d.data_mode}, set)")
-    meter(ctx, size)
+    # the payload and the stored data passed `check_data` already (when checked or
+    # stored): only what `set` computed is walked again, the size is measured whole
+    fresh = frozenset(field for field, _ in d.set_fields) if d.set_fields else _NONE
+    size = check_merged(data, f"the data after transition '{d.name}' ({d.data_mode}, set)", fresh)
+    if size >> 10:
+        meter(ctx, size)
     return data
 
 

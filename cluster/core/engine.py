@@ -7,11 +7,11 @@ applied entry's), and a rejected entry leaves the state exactly as it was.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
 
 from .codec import outcome_from_dict, outcome_to_dict
@@ -69,7 +69,7 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
                         "use a new key for a new request",
                     )
                 )
-            return dataclasses.replace(outcome_from_dict(orjson.loads(prior.outcome)), events=())
+            return msgspec.structs.replace(outcome_from_dict(orjson.loads(prior.outcome)), events=())
         if state.idempotency_full(key, now):
             return Outcome.rejected(idempotency_overloaded(state))
     tx = Tx(state, now, entry.index)

@@ -6,8 +6,10 @@ exception: every node computes the same rejection for the same entry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 Status = Literal["created", "applied", "pending", "ok", "rejected"]
 
@@ -32,10 +34,11 @@ class Rejected(Exception):
         self.rejection = Rejection(code, message, tuple(details or ()))
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
+    """Built (twice) for every applied entry: a msgspec struct, built in C."""
+
     status: Status
-    raw_body: dict[str, Any] = field(default_factory=dict)  # the body, but for "object"
+    raw_body: dict[str, Any] = msgspec.field(default_factory=dict)  # the body, but for "object"
     error: Rejection | None = None
     events: tuple[dict[str, Any], ...] = ()
     results: tuple[Outcome, ...] = ()  # one per operation of a batch
