@@ -83,8 +83,12 @@ def _type(arg: Node, site: Site) -> Check | None:
 
     if "number" in wanted:
         wanted = wanted | {"integer"}
+    # the exact classes decoded JSON uses for the wanted types: one set lookup
+    exact = frozenset(cls for cls, name in _EXACT_TYPES.items() if name in wanted)
 
     def test(value: Any, ectx: EvalContext, vars: Vars) -> str | None:
+        if value.__class__ in exact:
+            return None
         found = json_type(value)
         return None if found in wanted else f"must be of type {label} (got {found} {show(value)})"
 

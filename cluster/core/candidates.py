@@ -76,7 +76,7 @@ def choose(
             f"object '{oid}' of machine '{machine.name}' does not exist "
             f"(create it with: {', '.join(creators) or 'no creating transition'})",
         )
-    if record is not None and all(d.creates for d in defs):
+    if record is not None and defs[0].creates and all(d.creates for d in defs):
         raise Rejected(
             "object_exists",
             f"object '{oid}' already exists (state '{state}', version {record.version})",
@@ -156,7 +156,7 @@ def checked_data(
         GuardFailure(f"$dst.{f}", "required", f"$dst.{f} is required")
         for f in d.requires
         if f not in ctx.dst
-    ]
+    ] if d.requires else []
     if d.dst is not None:
         problems.extend(d.dst(ctx))
     if d.src is not None:

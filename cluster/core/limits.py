@@ -42,7 +42,9 @@ class Budget:
     def charge(self, steps: int) -> None:
         """Priced steps: rule checks, set fields, then steps, applied transitions."""
         self.priced += steps
-        self.meter(steps)
+        self.used += steps
+        if self.used > self.limit:
+            self.meter(0)  # raises BudgetExceeded
 
     def meter(self, steps: int) -> None:
         """Any step, also those in proportion to the data read (not priced)."""

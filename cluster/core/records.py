@@ -37,8 +37,11 @@ def iso_ms(ms: int | None) -> str | None:
     if text is None:
         if len(_ISO_CACHE) >= _ISO_CACHE_SIZE:
             _ISO_CACHE.clear()
-        text = _ISO_CACHE[ms] = f"{_iso_second(ms // 1000)}{ms % 1000:03d}Z"
+        text = _ISO_CACHE[ms] = _iso_second(ms // 1000) + _MILLIS[ms % 1000]
     return text
+
+
+_MILLIS = tuple(f"{n:03d}Z" for n in range(1000))
 
 
 @lru_cache(maxsize=4096)

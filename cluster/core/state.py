@@ -158,7 +158,10 @@ class ClusterState:
         table = self.objects.get(machine)
         if table is None:
             table = self.objects[machine] = SortedDict()
-        table[oid] = record
+        if oid in table:  # the sorted keys stay as they are: skip SortedDict's bookkeeping
+            dict.__setitem__(table, oid, record)
+        else:
+            table[oid] = record
 
     def put_tombstone(self, key: ObjectKey, version: int | None) -> None:
         """Remember (or, None: forget) a removed object's last version, bounded."""

@@ -73,29 +73,29 @@ def advance(
     """
     tx.charge(ADVANCE_STEPS)
     ctx, data = checked if checked is not None else (eval_context(tx, record, oid, payload), None)
-    to = d.to or (record.state if record else "")
-    entered = record is None or to != record.state
+    if data is None:
+        data = resulting_data(d, record, ctx)
+    now = tx.now_ms
+    if record is None:
+        to = d.to or ""
+        entered = True
+        # a new object continues above the last version its id had (fencing tokens only grow)
+        version = tx.version_before((machine.name, oid)) + 1
+    else:
+        to = d.to or record.state
+        entered = to != record.state
+        version = record.version + 1
     state_def = machine.states[to]
-    # a new object continues above the last version its id had (fencing tokens only grow)
-    version = (record.version if record else tx.version_before((machine.name, oid))) + 1
-    expires_at = tx.now_ms + state_def.timeout.after_ms if state_def.timeout else None
-    new_record = ObjectRecord(
-        machine=machine.name,
-        id=oid,
-        revision=record.revision if record else machine.revision,
-        state=to,
-        previous_state=record.state if record else None,
-        data=resulting_data(d, record, ctx) if data is None else data,
-        version=version,
-        generation=(record.generation if record else 1) + (1 if d.restart and record else 0),
-        pending=None,
-        tasks=issue_tasks(tx, state_def.tasks) if entered else (record.tasks if record else ()),
-        created_at_ms=record.created_at_ms if record else tx.now_ms,
-        updated_at_ms=tx.now_ms,
-        expires_at_ms=expires_at,
-        index=tx.index,
-        applied=applied_names(record, d),
-    )
+    expires_at = now + state_def.timeout.after_ms if state_def.timeout else None
+    tasks = issue_tasks(tx, state_def.tasks) if entered else (record.tasks if record else ())
+    if record is None:  # positional: the field order of ObjectRecord
+        new_record = ObjectRecord(machine.name, oid, machine.revision, to, None, data, version, 1,
+                                  None, tasks, now, now, expires_at, tx.index, (d.name,))
+    else:
+        new_record = ObjectRecord(
+            machine.name, oid, record.revision, to, record.state, data, version,
+            record.generation + 1 if d.restart else record.generation, None, tasks,
+            record.created_at_ms, now, expires_at, tx.index, applied_names(record, d))
     key = (machine.name, oid)
     event = transition_event(
         tx, new_record, "created" if record is None else "transition", d.name, payload
@@ -118,6 +118,8 @@ def advance(
     if state_def.terminal and state_def.remove:
         remove_object(tx, new_record, reason=f"entered terminal state '{to}'")
         return new_record, event
+    if not d.then:
+        return new_record, event
     final = run_then(tx, entry, machine, new_record, d, payload, depth)
     return final, event
 
@@ -130,6 +132,8 @@ def applied_names(record: ObjectRecord | None, d: TransitionDef) -> tuple[str, .
 
 
 def issue_tasks(tx: Tx, tasks: tuple[Any, ...]) -> tuple[TaskRecord, ...]:
+    if not tasks:
+        return ()
     return tuple(
         TaskRecord(t.name, "pending", dict(t.config), attempts=1, updated_at_ms=tx.now_ms)
         for t in tasks

@@ -40,7 +40,11 @@ class Tx:
 
     def charge(self, steps: int) -> None:
         """Counts deterministic work; past the entry's budget raises `BudgetExceeded`."""
-        self.budget.charge(steps)
+        budget = self.budget
+        budget.priced += steps
+        budget.used += steps
+        if budget.used > budget.limit:
+            budget.meter(0)  # raises BudgetExceeded
 
     # -- reads through the overlay ----------------------------------------
 
@@ -92,7 +96,10 @@ class Tx:
         """Adds an event to the entry's output and to the object's bounded history."""
         self.events.append(event)
         if keep > 0:
-            self._histories[key] = (*self.get_history(key), event)[-keep:]
+            history = self.get_history(key)
+            if len(history) >= keep:  # the oldest events drop out: one copy, not two
+                history = history[len(history) - keep + 1 :]
+            self._histories[key] = history + (event,)
 
     def publish(self, event: dict[str, Any]) -> None:
         """An event for the feed only (e.g. `emitted`), not kept in the object's history."""
@@ -110,10 +117,14 @@ class Tx:
         parent = self.parent
         assert parent is not None
         parent._objects.update(self._objects)
-        parent._histories.update(self._histories)
-        parent._machines.update(self._machines)
-        parent._tombstones.update(self._tombstones)
-        parent.deadlines.extend(self.deadlines)
+        if self._histories:
+            parent._histories.update(self._histories)
+        if self._machines:
+            parent._machines.update(self._machines)
+        if self._tombstones:
+            parent._tombstones.update(self._tombstones)
+        if self.deadlines:
+            parent.deadlines.extend(self.deadlines)
         parent.events.extend(self.events)
 
     def commit(self) -> None:
@@ -125,11 +136,12 @@ class Tx:
                 state.machines_by_name[name] = entry
         for key, record in self._objects.items():
             state.put_object(key, record)
+        histories = state.histories
         for key, history in self._histories.items():
             if history:
-                state.histories[key] = history
+                histories[key] = history
             else:
-                state.histories.pop(key, None)
+                histories.pop(key, None)
         for key, version in self._tombstones.items():
             state.put_tombstone(key, version)
         for deadline in self.deadlines:
