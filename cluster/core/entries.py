@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+import msgspec
 import orjson
 
 FORMAT_VERSION = 1
@@ -21,21 +22,25 @@ class CorruptEntry(Exception):
     """A log entry that no version of the code can decode: the node must stop."""
 
 
-@dataclass(frozen=True, slots=True)
-class PutMachine:
+class _Command(msgspec.Struct, frozen=True, gc=False):
+    """Commands are msgspec structs: a batch decodes a hundred of them per entry on
+    every node, and a struct is built in C (a frozen dataclass's `__init__` took ~1.5 µs).
+    They hold plain JSON values and no cycles (`gc=False`). The wire format is
+    `command_to_dict`'s, unchanged."""
+
+
+class PutMachine(_Command, frozen=True, gc=False):
     kind: ClassVar[str] = "put_machine"
     name: str
     source: str  # the definition text (YAML or JSON) as the user sent it
 
 
-@dataclass(frozen=True, slots=True)
-class DeleteMachine:
+class DeleteMachine(_Command, frozen=True, gc=False):
     kind: ClassVar[str] = "delete_machine"
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(_Command, frozen=True, gc=False):
     kind: ClassVar[str] = "transition"
     machine: str
     id: str
@@ -44,15 +49,13 @@ class Transition:
     expected_version: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DeleteObject:
+class DeleteObject(_Command, frozen=True, gc=False):
     kind: ClassVar[str] = "delete_object"
     machine: str
     id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Vote:
+class Vote(_Command, frozen=True, gc=False):
     kind: ClassVar[str] = "vote"
     machine: str
     id: str
@@ -61,15 +64,13 @@ class Vote:
     change: str
 
 
-@dataclass(frozen=True, slots=True)
-class Withdraw:
+class Withdraw(_Command, frozen=True, gc=False):
     kind: ClassVar[str] = "withdraw"
     machine: str
     id: str
 
 
-@dataclass(frozen=True, slots=True)
-class TaskReport:
+class TaskReport(_Command, frozen=True, gc=False):
     kind: ClassVar[str] = "task_report"
     machine: str
     id: str
@@ -79,37 +80,32 @@ class TaskReport:
     data: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RetryTasks:
+class RetryTasks(_Command, frozen=True, gc=False):
     kind: ClassVar[str] = "retry_tasks"
     machine: str
     id: str
     status: str  # "failed" | "pending"
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
+class Batch(_Command, frozen=True, gc=False):
     kind: ClassVar[str] = "batch"
     operations: tuple[Transition, ...]
     atomic: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
+class Tick(_Command, frozen=True, gc=False):
     """Fires every deadline (state timeout, vote expiry) due at the entry's time."""
 
     kind: ClassVar[str] = "tick"
 
 
-@dataclass(frozen=True, slots=True)
-class Barrier:
+class Barrier(_Command, frozen=True, gc=False):
     """A no-op whose application proves a node has applied everything before it."""
 
     kind: ClassVar[str] = "barrier"
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(_Command, frozen=True, gc=False):
     """A member's HTTP address and name, published through the log (SPEC 4.8).
 
     Each node proposes its own once it sees a leader; `http=None` forgets a
@@ -167,17 +163,32 @@ class Entry:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = getattr(cls, "__struct_fields__", None)
+    return names if names is not None else tuple(f.name for f in fields(cls))
+
+
 def command_to_dict(command: Command) -> dict[str, Any]:
+    if command.__class__ is Transition:  # the same keys in the same order, without the loop
+        return {"k": "transition", "machine": command.machine, "id": command.id,
+                "transition": command.transition, "data": command.data,
+                "expected_version": command.expected_version}
     out: dict[str, Any] = {"k": command.kind}
-    for f in fields(command):
-        value = getattr(command, f.name)
-        if isinstance(command, Batch) and f.name == "operations":
+    for name in _field_names(type(command)):
+        value = getattr(command, name)
+        if isinstance(command, Batch) and name == "operations":
             value = [command_to_dict(op) for op in value]
-        out[f.name] = value
+        out[name] = value
     return out
 
 
 def command_from_dict(raw: dict[str, Any]) -> Command:
+    if len(raw) == 6 and raw.get("k") == "transition":  # a batch holds hundreds of these
+        try:  # all five fields and "k": exactly what Transition(**fields) would take
+            return Transition(raw["machine"], raw["id"], raw["transition"], raw["data"],
+                              raw["expected_version"])
+        except KeyError:
+            pass  # another sixth key: the general path names the problem
     raw = dict(raw)
     cls = COMMANDS.get(raw.pop("k", None))  # type: ignore[arg-type]
     if cls is None:
