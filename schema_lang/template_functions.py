@@ -167,7 +167,8 @@ def lookup(data: Any, fields: tuple[str, ...] | list[str]) -> Any:
     """The value at a dotted path; MISSING when any step is absent or not a container."""
     value = data
     for name in fields:
-        if value.__class__ is dict or isinstance(value, Mapping):  # decoded JSON: no ABC check (the slowest isinstance)
+        # decoded JSON is a dict: the exact class first, the ABC check (slow) only if not
+        if value.__class__ is dict or isinstance(value, Mapping):
             value = value.get(name, MISSING)
         elif isinstance(value, list) and name.isdigit() and int(name) < len(value):
             value = value[int(name)]
