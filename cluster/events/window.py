@@ -20,22 +20,43 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 MAX_SCAN = 20_000  # events one read looks at, at most (plus the rest of its last index)
 KINDS = ("created", "transition", "removed", "emitted", "task", "vote", "expired")
 
 
-@dataclass(frozen=True, slots=True)
-class FeedEvent:
-    """One event as the feed stores it: what filters look at, and its JSON once encoded."""
+class FeedEvent(msgspec.Struct, gc=False):
+    """One event as the feed stores it: what filters look at, and its JSON once encoded.
+
+    Built on the Raft thread for every event of every entry, so it is a msgspec struct
+    (built in C) that keeps the engine's event and encodes it on first use: the first
+    reader (a page or a live watcher) pays for the JSON, every later one shares the
+    bytes, and a node nobody watches never encodes. Two readers racing on a new event
+    both encode the same bytes; either result is kept. The event dict is never changed
+    after its entry was applied (the engine builds new dicts), so the bytes are what
+    they would have been at apply time."""
 
     index: int
     machine: str
     object: str
     kind: str
-    frame: bytes  # its SSE message `data: <JSON>\n\n`; orjson never writes a raw newline
-    id_frame: bytes  # the same with the `id:` of its index
+    event: Mapping[str, Any]
+    encoded: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        """Its SSE message `data: <JSON>\n\n`; orjson never writes a raw newline."""
+        frame = self.encoded
+        if frame is None:
+            frame = self.encoded = b"data: " + orjson.dumps(self.event) + b"\n\n"
+        return frame
+
+    @property
+    def id_frame(self) -> bytes:
+        """The same with the `id:` of its index."""
+        return self.frame[:-1] + b"id: %d\n\n" % self.index
 
     @property
     def blob(self) -> bytes:
@@ -87,16 +108,13 @@ class Page:
 
 
 def feed_event(event: Mapping[str, Any]) -> FeedEvent:
-    """Encoded once, on the Raft thread; every reader shares the bytes."""
-    index = int(event["index"])
-    frame = b"data: " + orjson.dumps(event) + b"\n\n"
+    """Encoded once, on first use (see FeedEvent); every reader shares the bytes."""
     return FeedEvent(
-        index=index,
-        machine=str(event.get("machine", "")),
-        object=str(event.get("object", "")),
-        kind=str(event.get("kind", "")),
-        frame=frame,
-        id_frame=frame[:-1] + b"id: %d\n\n" % index,
+        int(event["index"]),
+        str(event.get("machine", "")),
+        str(event.get("object", "")),
+        str(event.get("kind", "")),
+        event,
     )
 
 
@@ -120,8 +138,8 @@ class EventWindow:
         """Called once per applied Raft entry, in log order, with every event it produced."""
         batch = [feed_event(e) for e in events]
         with self._lock:
-            for event in batch:
-                self._push(event)
+            if batch:
+                self._push_all(batch)
             self.last = max(self.last, index)
         if self.on_entry is not None:
             self.on_entry(index, batch, False)
@@ -136,14 +154,20 @@ class EventWindow:
         if self.on_entry is not None:
             self.on_entry(index, [], True)
 
-    def _push(self, event: FeedEvent) -> None:
-        if self._end - self._start == self.capacity:
-            evicted = self._ring[self._start % self.capacity]
-            assert evicted is not None
-            self.floor = max(self.floor, evicted.index)
-            self._start += 1
-        self._ring[self._end % self.capacity] = event
-        self._end += 1
+    def _push_all(self, batch: list[FeedEvent]) -> None:
+        """Appends the events, pushing the oldest out when full (one loop over local names)."""
+        ring, capacity = self._ring, self.capacity
+        start, end = self._start, self._end
+        for event in batch:
+            if end - start == capacity:
+                evicted = ring[start % capacity]
+                assert evicted is not None
+                if evicted.index > self.floor:
+                    self.floor = evicted.index
+                start += 1
+            ring[end % capacity] = event
+            end += 1
+        self._start, self._end = start, end
 
     # -- readers --------------------------------------------------------------
 
