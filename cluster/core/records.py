@@ -44,6 +44,12 @@ def iso_ms(ms: int | None) -> str | None:
 _MILLIS = tuple(f"{n:03d}Z" for n in range(1000))
 
 
+def iso_entry_ms(ms: int) -> str:
+    """`iso_ms` for an entry's own time: formatted, not cached (each entry has a new
+    time, and filling and clearing the cache cost more than formatting)."""
+    return _iso_second(ms // 1000) + _MILLIS[ms % 1000]
+
+
 @lru_cache(maxsize=4096)
 def _iso_second(seconds: int) -> str:
     # formatting dominates the apply loop otherwise; entries cluster in few seconds

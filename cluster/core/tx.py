@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .limits import Budget
-from .records import MachineEntry, ObjectRecord, iso_ms
+from .records import MachineEntry, ObjectRecord, iso_entry_ms
 from .state import ClusterState, Deadline, ObjectKey
 
 _MISSING = object()
@@ -24,7 +24,7 @@ class Tx:
         self.state = state
         self.parent = parent
         self.now_ms = now_ms
-        self.now_iso: str = parent.now_iso if parent is not None else iso_ms(now_ms) or ""
+        self.now_iso: str = parent.now_iso if parent is not None else iso_entry_ms(now_ms)
         self.index = index
         # the entry's step budget, shared with every child (limits.py)
         self.budget: Budget = parent.budget if parent is not None else Budget()
