@@ -189,7 +189,7 @@ def _compile_fields(node: Node, ctx: CompileContext, path: str, side: str) -> Co
 
     def every_field(ectx: EvalContext) -> list[GuardFailure]:
         data = ectx.src if from_src else ectx.dst
-        failures: list[GuardFailure] = []
+        failures: list[GuardFailure] | None = None  # built only when something fails
         for shown, name, steps, check in fields:
             if name is not None and data.__class__ is dict:
                 value = data.get(name, MISSING)
@@ -197,8 +197,10 @@ def _compile_fields(node: Node, ctx: CompileContext, path: str, side: str) -> Co
                 value = lookup(data, steps)
             found = check(value, ectx, _NO_VARS, shown)
             if found:
+                if failures is None:
+                    failures = []
                 failures += found
-        return failures
+        return [] if failures is None else failures
 
     return every_field
 

@@ -86,7 +86,10 @@ def choose(
         raise Rejected(
             "terminal_state", f"object '{oid}' is in terminal state '{state}': nothing can leave it"
         )
-    matching = [d for d in defs if d.leaves(state, terminal)]
+    if len(defs) == 1:  # most names have one candidate: no list to build
+        matching = list(defs) if defs[0].leaves(state, terminal) else []
+    else:
+        matching = [d for d in defs if d.leaves(state, terminal)]
     if not matching:
         allowed = machine.allowed_from(state)
         raise Rejected(

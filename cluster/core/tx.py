@@ -54,7 +54,8 @@ class Tx:
             return found  # type: ignore[return-value]
         if self.parent is not None:
             return self.parent.get_object(key)
-        return self.state.get_object(*key)
+        table = self.state.objects.get(key[0])  # ClusterState.get_object, without a call
+        return table.get(key[1]) if table is not None else None
 
     def get_history(self, key: ObjectKey) -> tuple[dict[str, Any], ...]:
         found = self._histories.get(key)
