@@ -130,11 +130,12 @@ class Tx:
 
     def commit(self) -> None:
         state = self.state
-        for name, entry in self._machines.items():
-            if entry is None:
-                state.machines_by_name.pop(name, None)
-            else:
-                state.machines_by_name[name] = entry
+        if self._machines:
+            for name, entry in self._machines.items():
+                if entry is None:
+                    state.machines_by_name.pop(name, None)
+                else:
+                    state.machines_by_name[name] = entry
         for key, record in self._objects.items():
             state.put_object(key, record)
         histories = state.histories
@@ -143,9 +144,11 @@ class Tx:
                 histories[key] = history
             else:
                 histories.pop(key, None)
-        for key, version in self._tombstones.items():
-            state.put_tombstone(key, version)
+        if self._tombstones:
+            for key, version in self._tombstones.items():
+                state.put_tombstone(key, version)
         for deadline in self.deadlines:
             state.push_deadline(deadline)
         state.clock_ms = self.now_ms
-        state.last_index = max(state.last_index, self.index)
+        if self.index > state.last_index:
+            state.last_index = self.index
