@@ -239,9 +239,14 @@ def _src(arg: Node, site: Site) -> Check | None:
     if not isinstance(name, str) or not all(name.split(".")):
         return _bad(arg, site, "src must name a field of the current data, e.g. src: owner")
     steps = tuple(name.split("."))
+    field = steps[0] if len(steps) == 1 else None
 
     def test(value: Any, ectx: EvalContext, vars: Vars) -> str | None:
-        current = lookup(ectx.src, steps)
+        src = ectx.src
+        if field is not None and src.__class__ is dict:  # what `lookup` does, inline
+            current = src.get(field, MISSING)
+        else:
+            current = lookup(src, steps)
         if current is MISSING:
             return f"must equal src.{name}, which is not set"
         if json_equal(value, current):
