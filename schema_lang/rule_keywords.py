@@ -9,6 +9,7 @@ the JSON value semantics (types, equality) the keywords share.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -149,23 +150,29 @@ def _re2_search(compiled: Any) -> Callable[[str], bool]:
     return _remembered(search)
 
 
-MEMO_SIZE = 4096  # answers one regex remembers (short texts only)
+MEMO_SIZE = 16_384  # answers remembered, across every compiled regex (then it starts over)
 MEMO_TEXT = 256  # characters of the longest text remembered
+# (regex number, text) -> found. One table for all regexes, so its memory (at most
+# ~6 MB) does not grow with the number of machines and rules a user defines.
+_MEMO: dict[tuple[int, str], bool] = {}
+_regex_numbers = itertools.count()
 
 
 def _remembered(search: Callable[[str], bool]) -> Callable[[str], bool]:
     """A pure memo of a regex's answers for short texts: the same owners, ids and
-    names are matched again and again, and a dict lookup costs a tenth of a match."""
-    memo: dict[str, bool] = {}
+    names are matched again and again, and a dict lookup costs a fraction of a match."""
+    number = next(_regex_numbers)
 
     def remembered(text: str) -> bool:
-        found = memo.get(text)
+        if len(text) > MEMO_TEXT:
+            return search(text)
+        key = (number, text)
+        found = _MEMO.get(key)
         if found is None:
             found = search(text)
-            if len(text) <= MEMO_TEXT:
-                if len(memo) >= MEMO_SIZE:
-                    memo.clear()
-                memo[text] = found
+            if len(_MEMO) >= MEMO_SIZE:
+                _MEMO.clear()
+            _MEMO[key] = found
         return found
 
     return remembered

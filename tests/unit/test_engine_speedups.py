@@ -20,7 +20,7 @@ from cluster.events.window import feed_event
 from schema_lang.conditions import CompileContext, compile_condition
 from schema_lang.loader import load
 from schema_lang.model import EvalContext, ObjectView
-from schema_lang.rule_keywords import MEMO_SIZE, _re2_search, _remembered
+from schema_lang.rule_keywords import _MEMO, MEMO_SIZE, _re2_search, _remembered
 
 RULES = """
 r: {type: string, required: true, regex: '^a'}
@@ -97,6 +97,17 @@ def test_the_regex_memo_answers_as_re2_does() -> None:
     texts += ["b" * 300]  # too long to remember
     for _ in range(2):  # the second pass answers from the memo (or after it started over)
         assert [memo(t) for t in texts] == [compiled.search(t) is not None for t in texts]
+
+
+def test_the_regex_memo_is_bounded_across_every_regex() -> None:
+    """Many machines with many regexes and distinct texts must not grow memory."""
+    import re2
+
+    memos = [_remembered(_re2_search(re2.compile(f"^x{i}"))) for i in range(4)]
+    for n in range(MEMO_SIZE):
+        for memo in memos:
+            memo(f"x{n}")
+        assert len(_MEMO) <= MEMO_SIZE
 
 
 def test_an_event_encodes_on_first_read_to_the_bytes_it_encoded_at_apply() -> None:
