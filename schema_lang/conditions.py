@@ -25,7 +25,7 @@ import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -248,28 +248,9 @@ def _rule_check(
     flat rule charges the sum of the inlined rules' `work`. Failures come out in the
     same order as the nested closures gave them.
     """
-    work = len(checks) + len(variables)
-    present: list[tuple[str | None, Any]] = []  # (keyword, test) or (None, opaque check)
-    on_missing: list[Check] = []  # what can fail (or act) for an absent field
-    for c in checks:
-        parts = getattr(c, "rule_parts", None)
-        # not below `$vars`: a failing var returns before the nested rule would meter
-        if parts is not None and not variables and not parts[0] and parts[3] is None:
-            work += parts[4]
-            present.extend(parts[1])
-            on_missing.extend(parts[2])
-            continue
-        leaf = getattr(c, "present_test", None)
-        if leaf is not None:
-            present.append(leaf)
-        elif getattr(c, "only_missing", False):
-            on_missing.append(c)
-        else:
-            present.append((None, c))
-            on_missing.append(c)
+    inlined, run_present, run_missing = _flatten(checks, inline=not variables)
+    work = len(checks) + len(variables) + inlined
     steps_per_kib = work * DATA_STEPS_PER_KIB
-    run_present = tuple(present)
-    run_missing = tuple(on_missing)
 
     def check(value: Any, ectx: EvalContext, outer: Vars, shown: str) -> list[GuardFailure]:
         if value is MISSING:  # only `required` and opaque checks act; no vars, no steps
@@ -302,9 +283,47 @@ def _rule_check(
                     failures.append(GuardFailure(shown, keyword, f"{shown} {problem}"))
         return [_relabel(f, message) for f in failures] if message and failures else failures
 
-    check.rule_parts = (  # type: ignore[attr-defined]  # read when a rule `use`s this one
-        variables, run_present, run_missing, message, work)
+    # read when a rule `use`s this one (`_flatten`)
+    check.rule_parts = RuleParts(  # type: ignore[attr-defined]
+        bool(variables) or message is not None, work, run_present, run_missing)
     return check
+
+
+class RuleParts(NamedTuple):
+    """What a compiled rule is made of, for the rules that inline it."""
+
+    opaque: bool  # has `$vars` or `message`: called as a whole, never inlined
+    work: int  # checks and vars it meters for, its own and those it inlined
+    present: tuple[tuple[str | None, Any], ...]  # (keyword, test) or (None, opaque check)
+    missing: tuple[Check, ...]  # what can fail (or act) for an absent field
+
+
+def _flatten(
+    checks: tuple[Check, ...], inline: bool
+) -> tuple[int, tuple[tuple[str | None, Any], ...], tuple[Check, ...]]:
+    """A rule's checks as (work the inlined rules add, present tests, absent checks).
+
+    Not inlined below `$vars` (`inline` False): a failing var returns before the
+    nested rule would have metered its steps."""
+    inlined = 0
+    present: list[tuple[str | None, Any]] = []
+    missing: list[Check] = []
+    for c in checks:
+        parts: RuleParts | None = getattr(c, "rule_parts", None)
+        if parts is not None and inline and not parts.opaque:
+            inlined += parts.work
+            present.extend(parts.present)
+            missing.extend(parts.missing)
+            continue
+        leaf = getattr(c, "present_test", None)
+        if leaf is not None:
+            present.append(leaf)
+        elif getattr(c, "only_missing", False):
+            missing.append(c)
+        else:
+            present.append((None, c))
+            missing.append(c)
+    return inlined, tuple(present), tuple(missing)
 
 
 def data_steps(value: Any) -> int:

@@ -69,7 +69,8 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
                         "use a new key for a new request",
                     )
                 )
-            return msgspec.structs.replace(outcome_from_dict(orjson.loads(prior.outcome)), events=())
+            replayed = outcome_from_dict(orjson.loads(prior.outcome))
+            return msgspec.structs.replace(replayed, events=())
         if state.idempotency_full(key, now):
             return Outcome.rejected(idempotency_overloaded(state))
     tx = Tx(state, now, entry.index)

@@ -122,7 +122,10 @@ def test_an_event_encodes_on_first_read_to_the_bytes_it_encoded_at_apply() -> No
 
 
 def test_a_batch_of_transitions_decodes_to_what_it_encoded() -> None:
-    ops = (Transition("lock", "a", "acquire", {"owner": "w1"}), Transition("lock", "b", "x", None, 4))
+    ops = (
+        Transition("lock", "a", "acquire", {"owner": "w1"}),
+        Transition("lock", "b", "x", None, 4),
+    )
     entry = Entry(Batch(ops, atomic=True), at_ms=5, request_id="r", idempotency_key="k")
     blob = encode(entry)
     assert blob.startswith(
