@@ -54,8 +54,7 @@ class Tx:
             return found  # type: ignore[return-value]
         if self.parent is not None:
             return self.parent.get_object(key)
-        table = self.state.objects.get(key[0])  # ClusterState.get_object, without a call
-        return table.get(key[1]) if table is not None else None
+        return self.state.get_object(*key)
 
     def get_history(self, key: ObjectKey) -> tuple[dict[str, Any], ...]:
         found = self._histories.get(key)
@@ -118,37 +117,29 @@ class Tx:
         parent = self.parent
         assert parent is not None
         parent._objects.update(self._objects)
-        if self._histories:
-            parent._histories.update(self._histories)
-        if self._machines:
-            parent._machines.update(self._machines)
-        if self._tombstones:
-            parent._tombstones.update(self._tombstones)
-        if self.deadlines:
-            parent.deadlines.extend(self.deadlines)
+        parent._histories.update(self._histories)
+        parent._machines.update(self._machines)
+        parent._tombstones.update(self._tombstones)
+        parent.deadlines.extend(self.deadlines)
         parent.events.extend(self.events)
 
     def commit(self) -> None:
         state = self.state
-        if self._machines:
-            for name, entry in self._machines.items():
-                if entry is None:
-                    state.machines_by_name.pop(name, None)
-                else:
-                    state.machines_by_name[name] = entry
+        for name, entry in self._machines.items():
+            if entry is None:
+                state.machines_by_name.pop(name, None)
+            else:
+                state.machines_by_name[name] = entry
         for key, record in self._objects.items():
             state.put_object(key, record)
-        histories = state.histories
         for key, history in self._histories.items():
             if history:
-                histories[key] = history
+                state.histories[key] = history
             else:
-                histories.pop(key, None)
-        if self._tombstones:
-            for key, version in self._tombstones.items():
-                state.put_tombstone(key, version)
+                state.histories.pop(key, None)
+        for key, version in self._tombstones.items():
+            state.put_tombstone(key, version)
         for deadline in self.deadlines:
             state.push_deadline(deadline)
         state.clock_ms = self.now_ms
-        if self.index > state.last_index:
-            state.last_index = self.index
+        state.last_index = max(state.last_index, self.index)
