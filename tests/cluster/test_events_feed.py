@@ -80,6 +80,16 @@ def position(http: Http) -> int:
     return int(r.json["events"]["last_index"])
 
 
+def reached(http: Http, index: int, timeout: float = 10.0) -> Http:
+    """`http` once its node's feed holds `index`: a page is a read of that node's window,
+    and a follower may apply an entry a moment after the node that answered the write."""
+    deadline = time.monotonic() + timeout
+    while position(http) < index:
+        assert time.monotonic() < deadline, f"the node's feed did not reach index {index}"
+        time.sleep(0.02)
+    return http
+
+
 def page_all(http: Http, since: int, query: str = "") -> list[dict[str, Any]]:
     """Every event after `since` through JSON pages (the uninterrupted reference)."""
     out: list[dict[str, Any]] = []
@@ -150,7 +160,7 @@ def test_resume_on_another_node_is_exact_across_entries_with_several_events(feed
     assert http.post("/v1/batch", json=batch).status == 200
     http.post("/v1/machines/chain/objects/b1/transitions/pay", json={})
     end = position(http)
-    full = page_all(feed.http(2), start, "&machine=chain")
+    full = page_all(reached(feed.http(2), end), start, "&machine=chain")
     indexes = [e["index"] for e in full]
     assert max(indexes.count(i) for i in set(indexes)) >= 5  # the batch: 3 ops, 1 entry
     whole = SseReader(feed.urls[0], f"/v1/events?machine=chain&since={start}")
@@ -200,7 +210,9 @@ def test_client_watch_carries_on_after_its_node_is_killed(feed: Cluster) -> None
         for n in range(20, 40):
             _touch(feed, f"f{1 + n % 2}", n, survivors)
         assert finished.wait(60), f"the watch saw {len(got)} of 40 events"
-        reference = page_all(feed.http(survivors[0]), start, "&machine=flip&object=f1&object=f2")
+        # the watch's node may be ahead of this one by an entry it has not applied yet
+        reference = wait_events(feed.http(survivors[0]), start, "&machine=flip&object=f1&object=f2",
+                                lambda events: len(events) >= 40)
         assert len(reference) == 40
         assert got == reference  # nothing lost, nothing repeated across the failover
         assert watch.url != feed.urls[victim]
