@@ -66,6 +66,7 @@ class Settings:
     request_timeout: float = 5.0  # default of the `timeout` query parameter
     max_request_timeout: float = 60.0
     read_timeout: float = 5.0  # how long a linearizable read waits for its barrier
+    read_lease: bool = True  # leader stickiness + lease reads (cluster/raft/lease.py)
     idempotency_window: float = 600.0
     # limits (bytes / counts)
     max_body_bytes: int = 1 * MiB
@@ -225,6 +226,9 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "request-timeout": (float, "default write wait in seconds (default 5)"),
     "max-request-timeout": (float, "largest `timeout` a request may ask for (default 60)"),
     "read-timeout": (float, "how long a linearizable read may wait (default 5)"),
+    "read-lease": (switch, "on: followers stick to a live leader and the leader serves "
+                           "linearizable reads under a lease without a round; off: a round "
+                           "per read (default on)"),
     "idempotency-window": (float, "seconds an Idempotency-Key is remembered (default 600)"),
     "max-body-bytes": (int, "largest request body (default 1 MiB)"),
     "max-data-bytes": (int, "largest object data / transition payload (default and most 64 KiB)"),

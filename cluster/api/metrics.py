@@ -112,6 +112,26 @@ class RaftCollector(Collector):
             yield CounterMetricFamily("fsm_read_index_questions",
                                       "read indexes this node asked its leader for",
                                       value=read_index.questions)
+            yield CounterMetricFamily("fsm_read_lease_rounds",
+                                      "empty heartbeat rounds the leader sent to keep its read lease",
+                                      value=read_index.lease_rounds)
+            yield CounterMetricFamily("fsm_read_lease_confirms",
+                                      "reads and follower questions the leader's Raft thread "
+                                      "confirmed under its lease, without a round",
+                                      value=read_index.lease_confirms)
+        stickiness = getattr(getattr(self.node, "member", None), "stickiness", None)
+        if stickiness is not None:
+            yield CounterMetricFamily("fsm_raft_votes_ignored",
+                                      "vote requests ignored while hearing from a live leader "
+                                      "(leader stickiness, --read-lease on)",
+                                      value=stickiness.votes_ignored)
+        reads = CounterMetricFamily("fsm_linearizable_reads",
+                                    "linearizable reads by path: lease (served at once under the "
+                                    "leader's lease) or read_index (through the Raft thread)",
+                                    labels=["path"])
+        reads.add_metric(["lease"], getattr(self.node, "lease_reads", 0))
+        reads.add_metric(["read_index"], getattr(self.node, "round_reads", 0))
+        yield reads
 
 
 class AdmissionCollector(Collector):

@@ -79,7 +79,7 @@ SCHEMAS: dict[str, Any] = {
                      error=_NSTR),
     "ClusterStatus": _obj(node=_OBJ, leader=_OBJ, term=_INT, commit_index=_INT, applied_index=_INT,
                           ready={"type": "boolean"}, members={"type": "array", "items": _OBJ},
-                          snapshot=_ref("Snapshot"), projection=_OBJ),
+                          snapshot=_ref("Snapshot"), projection=_OBJ, read_lease=_OBJ),
     "Health": _obj(status=_STR),
     "Ready": _obj(ready={"type": "boolean"}, reason=_STR, leader=_STR, term=_INT),
 }

@@ -34,6 +34,7 @@ from .clock import LeaderClock, stamp_command
 from .conf import build_conf
 from .durability import DurableMember, check_adopted, journal_for_init
 from .journal import DurableJournal, align_with_dump, sync_file
+from .lease import RELEASE, Lease, Stickiness
 from .log_gate import (
     FORWARD_MESSAGE,
     HELD,
@@ -88,6 +89,11 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         self.high_forwarder = HighForwarder()
         self.raft_view = PysyncobjView(self)
         self._commit_sent = 0  # the commit index last sent ahead of the apply
+        # lease.py: stickiness (on every node with --read-lease on) and the lease it allows;
+        # before SyncObj starts: its journal replay and its thread use them
+        self.lease = Lease(settings.raft_min_timeout, enabled=settings.read_lease)
+        self.stickiness = Stickiness(self.raft_view, self.lease, settings.raft_min_timeout,
+                                     enabled=settings.read_lease)
         journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump)
         with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one
@@ -100,7 +106,9 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         # outcome of someone else's entry. Starting each process at its start time in ns
         # keeps the numbers of two incarnations apart.
         self._SyncObj__commandsLocalCounter = time.time_ns()
-        self.read_index = ReadIndex(self.raft_view, timeout=settings.read_timeout)
+        self.read_index = ReadIndex(self.raft_view, timeout=settings.read_timeout, lease=self.lease,
+                                    promise=self.stickiness.promise,
+                                    renew_every=settings.heartbeat_period)
         self.addOnTickCallback(self._on_raft_tick)
         self.addOnTickCallback(self.sync_journal)  # last before the tick waits for the network
 
@@ -196,6 +204,10 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
             if isinstance(command, bytes) and isinstance(request_id, int):  # a follower's high lane
                 self._append(command, (node, request_id), None)
             return
+        if isinstance(message, dict) and self.stickiness.on_message(node, message):
+            return  # a RequestVote while we hear from a live leader (lease.py)
+        if isinstance(message, dict) and message.get("type") == RELEASE:
+            return  # stickiness noted it; pysyncobj does not know the type
         if isinstance(message, dict) and message.get("type") == "append_entries":
             # each guard passes through the messages it does not own (appends / snapshots)
             log, commit_index = self._SyncObj__raftLog, self._SyncObj__raftCommitIndex
@@ -203,9 +215,22 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
             message = self.snapshot_guard.filter(log, message, commit_index)
         SyncObj._SyncObj__onMessageReceived(self, node, message)
 
+    def transferLeadership(self, node: Any = None, callback: Any = None) -> None:  # noqa: N802
+        # HandOver (membership.py) and pysyncobj's `transfer` utility command come here:
+        # give the lease up for the rest of this term before the target may be elected,
+        # and tell the followers, so their stickiness lets them vote for it (lease.py)
+        if self._isLeader():
+            term = self.raft_view.current_term()
+            self.lease.block(term)
+            for other in self.raft_view.voters():
+                self.raft_view.send(other, {"type": RELEASE, "term": term})
+        super().transferLeadership(node, callback)
+
     def _SyncObj__doChangeCluster(self, request: Any, reverse: bool = False) -> bool:  # noqa: N802
         # pysyncobj calls this (name-mangled) for each membership entry it logs or
-        # replays; a removed node keeps running but learns it is no longer a member
+        # replays; a removed node keeps running but learns it is no longer a member.
+        # A lease counted acks against the old membership: drop it (lease.py)
+        self.lease.drop()
         if request[1] == self.selfNode.id and request[0] in ("add", "rem"):
             self.removed = (request[0] == "rem") != reverse
             if self.removed:

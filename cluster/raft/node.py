@@ -59,6 +59,8 @@ class RaftNode(MembershipApi):
         self.storage: NodeStorage | None = None
         # readers arriving while one read-index request is out share the next (reads.py)
         self.reads = ReadBarrier(self._read_index)
+        self.lease_reads = 0  # linearizable reads served under the leader's lease at once
+        self.round_reads = 0  # the others: through the Raft thread (ReadIndex, maybe its lease)
         self._request_prefix = uuid.uuid4().hex[:16] + "-"
         self._request_seq = 0
         self.group = GroupCommit(
@@ -165,6 +167,11 @@ class RaftNode(MembershipApi):
 
     async def confirm_current(self, timeout: float) -> None:
         """Wait until this node has applied everything committed before the call."""
+        member = self.member
+        if member is not None and member.read_index.lease_read():
+            self.lease_reads += 1  # the leader's lease holds: no round, no hop (lease.py)
+            return
+        self.round_reads += 1
         await self.reads.confirm(timeout)
 
     def read(self, fn: Callable[[ClusterState], T]) -> T:

@@ -24,8 +24,14 @@ the follower releases the reads once it has applied that index and serves them
 from its own state. A leader change re-asks the new leader; a leader that stops
 leading answers an error (the reader gets 503).
 
-No leases: a cut-off leader cannot confirm a round, so its reads wait until
-their deadline and are refused, never answered from stale state.
+**Under a lease** (lease.py, `--read-lease on`): a round answered by a majority
+whose acks carry the stickiness promise extends the leader's lease from the
+time the round was sent. While it holds, the leader confirms reads (and
+followers' questions) at once with its current commit index, and the asyncio
+thread serves a read without a hop when this node has applied its commit index
+(`lease_read`). Empty rounds every heartbeat period keep the lease warm under a
+read-only load. Without a lease a cut-off leader cannot confirm a round, so its
+reads wait until their deadline and are refused, never answered from stale state.
 """
 
 from __future__ import annotations
@@ -39,7 +45,11 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pysyncobj.syncobj import _RAFT_STATE
+
 from cluster.errors import Timeout, Unavailable
+
+from .lease import Lease
 
 # called on the Raft thread with None (serve the read now) or an error message
 ReadCallback = Callable[[str | None], None]
@@ -47,6 +57,7 @@ ReadCallback = Callable[[str | None], None]
 PROBE, ACK = "fsm_read_probe", "fsm_read_ack"
 ASK, ANSWER = "fsm_read_index", "fsm_read_index_answer"
 MESSAGE_TYPES = frozenset({PROBE, ACK, ASK, ANSWER})
+_FOLLOWER = _RAFT_STATE.FOLLOWER
 ROUND_RETRY_SECONDS = 0.3  # a round (or a follower's question) unanswered this long is sent again
 
 
@@ -76,15 +87,22 @@ class _Round:
     term: int
     index: int
     waiters: list[_Waiter]
-    started: float
+    started: float  # monotonic, taken before the probes were sent
     acks: set[Hashable] = field(default_factory=set)
+    sticky: set[Hashable] = field(default_factory=set)  # acks that carried the promise
 
 
 class ReadIndex:
-    def __init__(self, raft: RaftView, timeout: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, raft: RaftView, timeout: float, clock: Callable[[], float] = time.monotonic,
+                 lease: Lease | None = None, promise: Callable[[Hashable, int], bool] | None = None,
+                 renew_every: float = 0.1):
         self.raft = raft
         self.timeout = timeout
         self.clock = clock
+        self.lease = lease if lease is not None and lease.enabled else None
+        self.promise = promise  # stickiness: may this node promise the prober not to vote?
+        self.renew_every = renew_every  # an empty round this often keeps the lease warm
+        self._last_round_at = -1e18
         self._inbox: collections.deque[ReadCallback] = collections.deque()  # from asyncio
         self._inbox_lock = threading.Lock()
         self._pending: list[_Waiter] = []  # not yet in a round (leader) or asked (follower)
@@ -95,6 +113,8 @@ class ReadIndex:
         self._ready: list[tuple[int, _Waiter]] = []  # confirmed: released once applied >= index
         self.rounds = 0  # rounds the leader started (metrics, tests)
         self.questions = 0  # questions a follower sent its leader
+        self.lease_rounds = 0  # empty rounds sent only to keep the lease
+        self.lease_confirms = 0  # batches of reads / questions confirmed under the lease
 
     # -- the asyncio thread ---------------------------------------------------------
 
@@ -116,6 +136,8 @@ class ReadIndex:
             self._take_back_questions()
             self._lead(now)
         else:
+            if self.lease is not None:
+                self.lease.drop()
             self._abandon_round("this node stopped leading before the read was confirmed")
             self._follow(now)
         self._release()
@@ -124,8 +146,11 @@ class ReadIndex:
         kind = message.get("type")
         if kind == PROBE:
             # my term, whatever it is: the leader counts only acks in its own term
-            self.raft.send(node, {"type": ACK, "seq": message.get("seq"),
-                                  "term": self.raft.current_term()})
+            ack = {"type": ACK, "seq": message.get("seq"), "term": self.raft.current_term()}
+            term = message.get("term")
+            if self.promise is not None and isinstance(term, int) and self.promise(node, term):
+                ack["sticky"] = True
+            self.raft.send(node, ack)
         elif kind == ACK:
             self._on_ack(node, message)
         elif kind == ASK:
@@ -150,12 +175,20 @@ class ReadIndex:
             # probes or acks lost (a connection dropped): the reads join a fresh round
             self._pending[:0] = current.waiters
             self._round = current = None
-        if current is not None or not self._pending:
+        if self._pending and self._lease_holds(now):
+            self.lease_confirms += len(self._pending)
+            self._confirmed(self._pending, self.raft.commit_index())
+            self._pending = []
+        if current is not None or not (self._pending or self._lease_due(now)):
             return
         if not self.raft.leader_committed_own_entry():
             return  # until then the commit index may be behind what earlier leaders committed
         self._seq += 1
-        self.rounds += 1
+        if self._pending:
+            self.rounds += 1
+        else:
+            self.lease_rounds += 1
+        self._last_round_at = now
         self._round = _Round(self._seq, self.raft.current_term(), self.raft.commit_index(),
                              self._pending, now)
         self._pending = []
@@ -164,6 +197,26 @@ class ReadIndex:
             self.raft.send(node, probe)
         self._maybe_confirm()
 
+    def _lease_holds(self, now: float) -> bool:
+        return (self.lease is not None and self.lease.holds(self.raft.current_term(), now)
+                and self.raft.leader_committed_own_entry())
+
+    def _lease_due(self, now: float) -> bool:
+        return self.lease is not None and now - self._last_round_at >= self.renew_every
+
+    def lease_read(self) -> bool:
+        """On the asyncio thread: may a read be served now, from this node's state, without
+        a round and without a hop to the Raft thread? Yes while this node leads under a
+        lease and has applied its commit index (read after the lease was checked). The
+        reads are of fields the Raft thread publishes whole; lease.py says why that is safe."""
+        lease = self.lease
+        if lease is None or not lease.holds(self.raft.current_term(), self.clock()):
+            return False
+        if not self.raft.is_leader():
+            return False
+        commit = self.raft.commit_index()
+        return self.raft.applied_index() >= commit
+
     def _on_ack(self, node: Hashable, message: dict[str, Any]) -> None:
         current = self._round
         if current is None or message.get("seq") != current.seq or message.get("term") != current.term:
@@ -171,6 +224,8 @@ class ReadIndex:
         if not self.raft.is_leader() or self.raft.current_term() != current.term:
             return
         current.acks.add(node)
+        if message.get("sticky") is True:
+            current.sticky.add(node)
         self._maybe_confirm()
 
     def _maybe_confirm(self) -> None:
@@ -180,13 +235,18 @@ class ReadIndex:
         if 2 * (len(current.acks & voters) + 1) <= len(voters) + 1:
             return
         self._round = None
-        for waiter in current.waiters:
-            for node, question in waiter.remote:
-                self.raft.send(node, {"type": ANSWER, "id": question, "index": current.index})
-            if waiter.callbacks:
-                self._ready.append((current.index, waiter))
+        if self.lease is not None and 2 * (len(current.sticky & voters) + 1) > len(voters) + 1:
+            self.lease.extend(current.term, current.started)
+        self._confirmed(current.waiters, current.index)
         if self._pending:
             self._lead(self.clock())
+
+    def _confirmed(self, waiters: list[_Waiter], index: int) -> None:
+        for waiter in waiters:
+            for node, question in waiter.remote:
+                self.raft.send(node, {"type": ANSWER, "id": question, "index": index})
+            if waiter.callbacks:
+                self._ready.append((index, waiter))
 
     def _abandon_round(self, why: str) -> None:
         if self._round is not None:
@@ -296,6 +356,17 @@ class PysyncobjView:
 
     def send(self, node: Hashable, message: dict[str, Any]) -> None:
         self.m._SyncObj__transport.send(node, message)
+
+    def follows(self, node: Hashable) -> bool:
+        return self.m._SyncObj__raftState == _FOLLOWER and self.m._SyncObj__raftLeader == node
+
+    def defer_election(self, until: float) -> bool:
+        """No election of our own before `until` (monotonic); False while a hand-over forces one."""
+        if self.m._SyncObj__transferInProgress:
+            return False
+        if self.m._SyncObj__raftElectionDeadline < until:
+            self.m._SyncObj__raftElectionDeadline = until
+        return True
 
     def wake(self) -> None:
         """Wake the Raft thread's poller (from any thread), as a proposal does."""

@@ -109,6 +109,11 @@ class Network:
     def isolate(self, member: int) -> None:
         self.partition([{member}, set(self.ports) - {member}])
 
+    def cut(self, *pairs: tuple[int, int]) -> None:
+        """Cut exactly these links, keep every other one (e.g. a leader that still
+        reaches one follower but not the other)."""
+        self._run(self._apply({frozenset(pair) for pair in pairs}))
+
     def heal(self) -> None:
         self._run(self._apply(set()))
 

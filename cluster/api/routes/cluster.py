@@ -49,11 +49,19 @@ def cluster_status(node: ClusterNode) -> dict[str, Any]:
         "has_quorum": status.has_quorum,
         "leader_changes": status.leader_changes,
         "fsync": node.settings.fsync,
+        "read_lease": read_lease_body(node, status.term),
         "members": members,
         "snapshot": snapshot_body(snapshot),
         **projection_body(node),
         **events_body(node),
     }
+
+
+def read_lease_body(node: ClusterNode, term: int) -> dict[str, Any]:
+    """`--read-lease`: whether it is on, and (on the leader) how long the lease still holds."""
+    lease = getattr(getattr(node, "member", None), "lease", None)
+    remaining = lease.remaining(term) if lease is not None else 0.0
+    return {"enabled": bool(node.settings.read_lease), "remaining_ms": round(remaining * 1000)}
 
 
 def snapshot_body(info: SnapshotInfo) -> dict[str, Any]:
