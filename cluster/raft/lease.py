@@ -2,7 +2,8 @@
 
 **Stickiness** (Raft thesis §4.2.3, the "check-quorum" half etcd also uses): a
 follower that heard from its current leader less than the minimum election
-timeout ago ignores a RequestVote: it neither raises its term nor grants. So
+timeout ago ignores a RequestVote (unless it comes from that leader itself, which
+gave up its lease before standing again): it neither raises its term nor grants. So
 does a node for the first minimum election timeout after it started (it may
 have promised, before a crash, what it no longer remembers). pysyncobj 0.3.17
 grants any higher-term candidate with an up-to-date log even while it hears
@@ -134,22 +135,22 @@ class Stickiness:
         elif kind == RELEASE and self.view.follows(node) and term == self.view.current_term():
             self._released = (node, term)
         elif kind == "request_vote":
-            if self.ignores_vote(term):
+            if self.ignores_vote(node, term):
                 self.votes_ignored += 1
                 return True
             if term > self.view.current_term():
                 self.lease.drop()  # before pysyncobj raises our term and may grant
         return False
 
-    def ignores_vote(self, vote_term: int) -> bool:
+    def ignores_vote(self, candidate: Hashable, vote_term: int) -> bool:
         if not self.enabled or self.view.is_leader():
             return False
         now = self.clock()
         if now - self.started < self.min_timeout:
             return True  # promises made before a restart are forgotten: keep them by waiting
         leader = self.view.leader_node()
-        if leader is None or now - self.heard_at >= self.min_timeout:
-            return False
+        if leader is None or leader == candidate or now - self.heard_at >= self.min_timeout:
+            return False  # (our leader standing again has given up its own lease first)
         term = self.view.current_term()
         return not (self._released == (leader, term) and vote_term == term + 1)
 
