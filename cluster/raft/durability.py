@@ -36,7 +36,9 @@ from .journal import DurableJournal
 _factory_lock = threading.Lock()
 _HOOKS = ("_onTick", "_SyncObj__sendNextNodeIdx", "_SyncObj__onBecomeLeader", "_SyncObj__onMessageReceived",
           # RaftMember's log gate and commit-index-first apply (member.py, log_gate.py)
-          "_SyncObj__applyLogEntries", "_SyncObj__sendAppendEntries", "_SyncObj__callErrCallback")
+          "_SyncObj__applyLogEntries", "_SyncObj__sendAppendEntries", "_SyncObj__callErrCallback",
+          # leader stickiness and the read lease (lease.py, read_index.py)
+          "_SyncObj__generateRaftTimeout", "transferLeadership")
 
 
 def check_pysyncobj() -> None:

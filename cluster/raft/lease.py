@@ -1,11 +1,15 @@
 """Leader leases for linearizable reads, and the leader stickiness that makes them safe.
 
 **Stickiness** (Raft thesis §4.2.3, the "check-quorum" half etcd also uses): a
-follower that heard from its current leader less than the minimum election
-timeout ago ignores a RequestVote (unless it comes from that leader itself, which
+follower that heard from its current leader less than `window` ago ignores a
+RequestVote (unless it comes from that leader itself, which
 gave up its lease before standing again): it neither raises its term nor grants. So
-does a node for the first minimum election timeout after it started (it may
-have promised, before a crash, what it no longer remembers). pysyncobj 0.3.17
+does a node for the first `window` after it started (it may have promised,
+before a crash, what it no longer remembers). `window` is the minimum election
+timeout less two heartbeat periods: a follower stands for election at the
+earliest a minimum election timeout after it last heard the leader, and the
+others, which heard the same leader at most a heartbeat or two later, must not
+turn it away then (that would add an election timeout to most failovers). pysyncobj 0.3.17
 grants any higher-term candidate with an up-to-date log even while it hears
 from a live leader, which is why a lease was unsafe without this. The leader
 itself is not sticky: a node that comes back from a partition with a higher
@@ -14,15 +18,14 @@ the leader gives up its lease before it processes such a vote.
 
 **The promise.** A follower answers the leader's probe (read_index.py) with
 `sticky: true` only when it follows that very leader in the probe's term; it
-then notes the time (`heard_at`) and pushes its own election deadline to at
-least `heard_at + min_timeout`, so for that long it votes for nobody, itself
-included.
+then notes the time (`heard_at`) and keeps its own election deadline at least
+`heard_at + window` away, so for that long it votes for nobody, itself included.
 
 **The lease.** The leader notes the monotonic time it *sent* each probe round;
 when a majority (itself included) answered it with the promise, no other node
-can win an election before `sent + min_timeout` by any follower's clock. With
+can win an election before `sent + window` by any follower's clock. With
 clocks that drift apart by at most `DRIFT` and a safety `MARGIN_SECONDS`, the
-leader may serve reads until `sent + min_timeout * (1 - DRIFT) - MARGIN_SECONDS`
+leader may serve reads until `sent + window * (1 - DRIFT) - MARGIN_SECONDS`
 without a round. The lease is dropped before this node does anything that could
 help another node lead: before it processes a RequestVote with a higher term,
 as it stops leading, when the membership changes, and for the rest of its term
@@ -49,17 +52,22 @@ RELEASE = "fsm_lease_release"  # the leader handing over: it holds no lease for 
 _NO_LEASE = (-1, 0.0)
 
 
-def lease_seconds(min_timeout: float) -> float:
-    return min_timeout * (1 - DRIFT) - MARGIN_SECONDS
+def sticky_window(min_timeout: float, heartbeat: float) -> float:
+    """How long after hearing its leader a follower ignores votes (and promises to)."""
+    return min_timeout - 2 * heartbeat
+
+
+def lease_seconds(window: float) -> float:
+    return window * (1 - DRIFT) - MARGIN_SECONDS
 
 
 class Lease:
     """The leader's lease: (term, monotonic deadline), published for the asyncio thread."""
 
-    def __init__(self, min_timeout: float, enabled: bool = True,
+    def __init__(self, window: float, enabled: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.enabled = enabled and lease_seconds(min_timeout) > 0
-        self.seconds = lease_seconds(min_timeout)
+        self.enabled = enabled and lease_seconds(window) > 0
+        self.seconds = lease_seconds(window)
         self.clock = clock
         self.published: tuple[int, float] = _NO_LEASE
         self._not_before = -math.inf  # rounds sent before the last drop do not count
@@ -110,11 +118,11 @@ class MemberView(Protocol):
 class Stickiness:
     """The follower's side (see the module doc); `on_message` sees every Raft message first."""
 
-    def __init__(self, view: MemberView, lease: Lease, min_timeout: float, enabled: bool = True,
+    def __init__(self, view: MemberView, lease: Lease, window: float, enabled: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.view = view
         self.lease = lease
-        self.min_timeout = min_timeout
+        self.window = window
         self.enabled = enabled
         self.clock = clock
         self.started = clock()
@@ -146,10 +154,10 @@ class Stickiness:
         if not self.enabled or self.view.is_leader():
             return False
         now = self.clock()
-        if now - self.started < self.min_timeout:
+        if now - self.started < self.window:
             return True  # promises made before a restart are forgotten: keep them by waiting
         leader = self.view.leader_node()
-        if leader is None or leader == candidate or now - self.heard_at >= self.min_timeout:
+        if leader is None or leader == candidate or now - self.heard_at >= self.window:
             return False  # (our leader standing again has given up its own lease first)
         term = self.view.current_term()
         return not (self._released == (leader, term) and vote_term == term + 1)
@@ -159,7 +167,7 @@ class Stickiness:
         if not self.enabled or term != self.view.current_term() or not self.view.follows(node):
             return False
         now = self.clock()
-        if not self.view.defer_election(now + self.min_timeout):
+        if not self.view.defer_election(now + self.window):
             return False
         self.heard_at = now
         return True

@@ -34,7 +34,7 @@ from .clock import LeaderClock, stamp_command
 from .conf import build_conf
 from .durability import DurableMember, check_adopted, journal_for_init
 from .journal import DurableJournal, align_with_dump, sync_file
-from .lease import RELEASE, Lease, Stickiness
+from .lease import RELEASE, Lease, Stickiness, sticky_window
 from .log_gate import (
     FORWARD_MESSAGE,
     HELD,
@@ -91,9 +91,9 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         self._commit_sent = 0  # the commit index last sent ahead of the apply
         # lease.py: stickiness (on every node with --read-lease on) and the lease it allows;
         # before SyncObj starts: its journal replay and its thread use them
-        self.lease = Lease(settings.raft_min_timeout, enabled=settings.read_lease)
-        self.stickiness = Stickiness(self.raft_view, self.lease, settings.raft_min_timeout,
-                                     enabled=settings.read_lease)
+        window = sticky_window(settings.raft_min_timeout, settings.heartbeat_period)
+        self.lease = Lease(window, enabled=settings.read_lease)
+        self.stickiness = Stickiness(self.raft_view, self.lease, window, enabled=settings.read_lease)
         journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump)
         with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one

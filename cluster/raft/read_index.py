@@ -364,8 +364,9 @@ class PysyncobjView:
         """No election of our own before `until` (monotonic); False while a hand-over forces one."""
         if self.m._SyncObj__transferInProgress:
             return False
-        if self.m._SyncObj__raftElectionDeadline < until:
-            self.m._SyncObj__raftElectionDeadline = until
+        if self.m._SyncObj__raftElectionDeadline < until:  # drawn afresh, as a heartbeat does
+            self.m._SyncObj__raftElectionDeadline = max(
+                until, time.monotonic() + self.m._SyncObj__generateRaftTimeout())
         return True
 
     def wake(self) -> None:
