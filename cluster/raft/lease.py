@@ -5,11 +5,11 @@ follower that heard from its current leader less than `window` ago ignores a
 RequestVote (unless it comes from that leader itself, which
 gave up its lease before standing again): it neither raises its term nor grants. So
 does a node for the first `window` after it started (it may have promised,
-before a crash, what it no longer remembers). `window` is the minimum election
-timeout less two heartbeat periods: a follower stands for election at the
-earliest a minimum election timeout after it last heard the leader, and the
-others, which heard the same leader at most a heartbeat or two later, must not
-turn it away then (that would add an election timeout to most failovers). pysyncobj 0.3.17
+before a crash, what it no longer remembers). `window` is half the minimum
+election timeout: a follower stands for election at the earliest a minimum
+election timeout after it last heard the leader, and the others, which heard
+the same leader a little later (a heartbeat, or a busy Raft thread), must not
+turn it away then (each such refusal adds an election timeout to a failover). pysyncobj 0.3.17
 grants any higher-term candidate with an up-to-date log even while it hears
 from a live leader, which is why a lease was unsafe without this. The leader
 itself is not sticky: a node that comes back from a partition with a higher
@@ -52,9 +52,9 @@ RELEASE = "fsm_lease_release"  # the leader handing over: it holds no lease for 
 _NO_LEASE = (-1, 0.0)
 
 
-def sticky_window(min_timeout: float, heartbeat: float) -> float:
+def sticky_window(min_timeout: float) -> float:
     """How long after hearing its leader a follower ignores votes (and promises to)."""
-    return min_timeout - 2 * heartbeat
+    return min_timeout / 2
 
 
 def lease_seconds(window: float) -> float:

@@ -91,7 +91,7 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         self._commit_sent = 0  # the commit index last sent ahead of the apply
         # lease.py: stickiness (on every node with --read-lease on) and the lease it allows;
         # before SyncObj starts: its journal replay and its thread use them
-        window = sticky_window(settings.raft_min_timeout, settings.heartbeat_period)
+        window = sticky_window(settings.raft_min_timeout)
         self.lease = Lease(window, enabled=settings.read_lease)
         self.stickiness = Stickiness(self.raft_view, self.lease, window, enabled=settings.read_lease)
         journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
