@@ -175,7 +175,7 @@ class ReadIndex:
             # probes or acks lost (a connection dropped): the reads join a fresh round
             self._pending[:0] = current.waiters
             self._round = current = None
-        if self._pending and self._lease_holds(now):
+        if self._pending and self._lease_holds():
             self.lease_confirms += len(self._pending)
             self._confirmed(self._pending, self.raft.commit_index())
             self._pending = []
@@ -197,8 +197,9 @@ class ReadIndex:
             self.raft.send(node, probe)
         self._maybe_confirm()
 
-    def _lease_holds(self, now: float) -> bool:
-        return (self.lease is not None and self.lease.holds(self.raft.current_term(), now)
+    def _lease_holds(self) -> bool:
+        # a fresh clock reading (not the tick's): an earlier one errs on the unsafe side
+        return (self.lease is not None and self.lease.holds(self.raft.current_term(), self.clock())
                 and self.raft.leader_committed_own_entry())
 
     def _lease_due(self, now: float) -> bool:
