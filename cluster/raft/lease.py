@@ -40,10 +40,13 @@ a reader that still sees it valid read it before any other leader could exist.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
+
+log = logging.getLogger("fsmcluster.raft")
 
 DRIFT = 0.10  # the most two members' monotonic clocks may run apart (rate)
 MARGIN_SECONDS = 0.05  # taken off every lease on top of the drift
@@ -145,6 +148,8 @@ class Stickiness:
         elif kind == "request_vote":
             if self.ignores_vote(node, term):
                 self.votes_ignored += 1
+                log.info("ignored a vote request from %s for term %s: heard from leader %s %.3f s ago",
+                         node, term, self.view.leader_node(), self.clock() - self.heard_at)
                 return True
             if term > self.view.current_term():
                 self.lease.drop()  # before pysyncobj raises our term and may grant
