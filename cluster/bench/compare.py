@@ -176,7 +176,7 @@ def run(plan: Plan) -> RunReport:
                         # more keys than the drivers learn versions for (100k), repeating
                         # round 1's keys would turn into stale-version conflicts
                         spec = LoadSpec(WorkloadSpec(system, kind, keys=plan.keys, seed=rnd),
-                                        tuple(cluster.urls), clients, plan.duration, plan.warmup,
+                                        cluster.leader_first(), clients, plan.duration, plan.warmup,
                                         plan.processes, probe=plan.probe_for(kind, clients))
                         result = run_load(spec, cluster.pids)
                         report.measurements.append(Measurement(system, kind, clients, rnd, result))

@@ -156,7 +156,8 @@ def markdown_section(report: RunReport, summaries: list[Summary], command: str, 
         f"(alternating per point); {plan.warmup:g} s warmup + {plan.duration:g} s measured per point; "
         f"{plan.processes} generator processes. Figures are medians over rounds; "
         "ops/s counts committed transitions (a batch counts its transitions) or reads; "
-        "a failed compare (conflict) is not an operation.",
+        "a failed compare (conflict) is not an operation. Client w talks to node w mod 3, "
+        "counted from the leader, so a 1-client point runs on each system's leader.",
         "",
         "Machine: " + "; ".join(f"{k} {v}" for k, v in report.conditions.items()),
         "",
