@@ -18,6 +18,14 @@ while the log's unapplied bytes plus the next command stay within `budget`
 a high entry waits behind at most `budget` bytes of bulk work, whatever the
 number of clients and nodes.
 
+The tight budget costs bulk throughput (a follower applies less at a time, groups
+are smaller), and it buys nothing while no one uses the high lane. So it holds
+only while the high lane is in use: for `HIGH_ACTIVE_S` after a client's
+high-lane command passed the gate (the leader's own or a follower's); otherwise
+the budget is `IDLE_BUDGET_FACTOR` times wider. Timer ticks ride the high lane
+too but do not count as use (`HighCallback(..., client=False)`): a cluster with
+leases has them all the time.
+
 Leader-side admission: a forwarded normal command is refused at once (pysyncobj's
 `QUEUE_FULL`, which the follower answers as `429 overloaded`) when the gate's
 oldest held command has waited `max_wait` seconds or the held bytes would pass
@@ -44,15 +52,18 @@ from typing import Any
 REGULAR_COMMAND = 0  # pysyncobj's _COMMAND_TYPE.REGULAR: a call of a replicated method
 FORWARD_MESSAGE = "fsm_forward"
 PASS, HELD, REFUSED = "pass", "held", "refused"
+HIGH_ACTIVE_S = 5.0  # the tight budget holds this long after a client's high-lane command
+IDLE_BUDGET_FACTOR = 8  # the budget while the high lane is idle, in multiples of `budget`
 
 
 class HighCallback:
     """A pysyncobj callback marking its command as one of the high admission lane."""
 
-    __slots__ = ("fn",)
+    __slots__ = ("client", "fn")
 
-    def __init__(self, fn: Callable[[Any, int], None]) -> None:
+    def __init__(self, fn: Callable[[Any, int], None], client: bool = True) -> None:
         self.fn = fn
+        self.client = client  # a client's request (False: the leader's own timer tick)
 
     def __call__(self, result: Any, error: int) -> None:
         self.fn(result, error)
@@ -84,6 +95,17 @@ class LogGate:
         self.backlog_peak = 0  # ... and the largest seen
         self.released = 0
         self.refused = 0  # forwarded commands refused (QUEUE_FULL)
+        self.high_seen_at = float("-inf")  # when a client's high-lane command last passed
+
+    def note_high(self) -> None:
+        """A client's high-lane command passed: keep the log short for a while."""
+        self.high_seen_at = self.clock()
+
+    def current_budget(self) -> int:
+        """`budget` while the high lane is in use, else `IDLE_BUDGET_FACTOR` times it."""
+        if self.clock() - self.high_seen_at < HIGH_ACTIVE_S:
+            return self.budget
+        return self.budget * IDLE_BUDGET_FACTOR
 
     @property
     def held(self) -> int:
@@ -94,7 +116,11 @@ class LogGate:
         command the caller answers with QUEUE_FULL)."""
         forwarded = command_type is None  # pysyncobj passes a forwarded command with its type byte
         kind = (command[0] if command else None) if forwarded else command_type
-        if kind != REGULAR_COMMAND or isinstance(callback, HighCallback):
+        if isinstance(callback, HighCallback):
+            if callback.client:
+                self.note_high()
+            return PASS
+        if kind != REGULAR_COMMAND:
             return PASS
         size = len(command)
         now = self.clock()
@@ -112,10 +138,11 @@ class LogGate:
         and the next command fit the budget; returns how many went."""
         self.backlog_bytes = backlog
         self.backlog_peak = max(self.backlog_peak, backlog)
+        budget = self.current_budget()
         went = 0
         while True:
             with self._lock:
-                if not self._held or (backlog and backlog + self._held[0].size > self.budget):
+                if not self._held or (backlog and backlog + self._held[0].size > budget):
                     break
                 item = self._held.popleft()
                 self.held_bytes -= item.size

@@ -202,6 +202,7 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         if isinstance(message, dict) and message.get("type") == FORWARD_MESSAGE:
             command, request_id = message.get("command"), message.get("request_id")
             if isinstance(command, bytes) and isinstance(request_id, int):  # a follower's high lane
+                self.log_gate.note_high()
                 self._append(command, (node, request_id), None)
             return
         if isinstance(message, dict) and self.stickiness.on_message(node, message):
@@ -317,7 +318,7 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         self._tick_sent_at = now
         entry = Entry(Tick(), at_ms=now_ms, request_id=uuid.uuid4().hex)
         # timers (lock expiries) go in the high lane: past the bulk work the log gate holds
-        self.apply_entry(encode(entry), callback=HighCallback(self._tick_done))
+        self.apply_entry(encode(entry), callback=HighCallback(self._tick_done, client=False))
 
     def _tick_done(self, _result: object, _error: int) -> None:
         self._tick_sent_at = 0.0

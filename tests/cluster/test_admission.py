@@ -89,13 +89,17 @@ LOG_BUDGET = 32 * 1024  # --log-budget's default
 
 
 async def drive_followers(urls: list[str], clients: int, seconds: float) -> dict[str, list]:  # type: ignore[type-arg]
-    """Bulk clients on the followers only, and one high-lane client on the first follower."""
+    """Bulk clients on the followers only, and one high-lane client on the first follower
+    (bulk work starts once the high lane is in use, so the leader's gate holds the tight
+    budget throughout)."""
     seen: dict[str, list] = {"bulk": [], "bulk_429": [], "high": [], "high_status": []}  # type: ignore[type-arg]
     stop_at = time.monotonic() + seconds
     pad = "p" * 100
+    lane_in_use = asyncio.Event()  # the gate's budget is tight only while the high lane is used
 
     async def bulk(session: aiohttp.ClientSession, c: int) -> None:
         url, n = urls[c % len(urls)], 0
+        await lane_in_use.wait()
         while time.monotonic() < stop_at:
             ops = [{"machine": "register", "id": f"f{c}-{n}-{i}-{pad}", "transition": "create"}
                    for i in range(100)]
@@ -112,7 +116,6 @@ async def drive_followers(urls: list[str], clients: int, seconds: float) -> dict
 
     async def high(session: aiohttp.ClientSession) -> None:
         n = 0
-        await asyncio.sleep(0.5)  # once the bulk load is on
         while time.monotonic() < stop_at:
             n += 1
             started = time.monotonic()
@@ -121,6 +124,7 @@ async def drive_followers(urls: list[str], clients: int, seconds: float) -> dict
                 await r.read()
                 seen["high_status"].append(r.status)
                 seen["high"].append(time.monotonic() - started)
+            lane_in_use.set()
             await asyncio.sleep(0.02)
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:

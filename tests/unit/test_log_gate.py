@@ -30,6 +30,7 @@ def own_callback(result: Any, error: int) -> None:
 
 def test_normal_commands_wait_and_enter_the_log_within_the_budget_oldest_first() -> None:
     gate = LogGate(budget=100, max_wait=1.0, clock=lambda: 0.0)
+    gate.note_high()  # the high lane is in use: the tight budget holds
     commands = [b"a" * 40, b"b" * 40, b"c" * 40]
     for command in commands:
         assert gate.offer(command, own_callback, OWN) == HELD
@@ -43,10 +44,34 @@ def test_normal_commands_wait_and_enter_the_log_within_the_budget_oldest_first()
 
 def test_a_command_larger_than_the_budget_goes_alone_once_the_log_is_applied() -> None:
     gate = LogGate(budget=100, max_wait=1.0)
-    gate.offer(b"z" * 500, own_callback, OWN)
+    gate.offer(b"z" * 5000, own_callback, OWN)  # larger than even the idle budget (800)
     appended: list[bytes] = []
     assert gate.release(10, lambda c, cb, t: appended.append(c)) == 0
     assert gate.release(0, lambda c, cb, t: appended.append(c)) == 1
+
+
+def test_the_budget_is_tight_only_while_clients_use_the_high_lane() -> None:
+    now = [0.0]
+    gate = LogGate(budget=100, max_wait=60.0, clock=lambda: now[0])
+    appended: list[bytes] = []
+
+    def fill_and_release(backlog: int) -> int:
+        for _ in range(20):
+            gate.offer(b"n" * 40, own_callback, OWN)
+        went = gate.release(backlog, lambda c, cb, t: appended.append(c))
+        while gate.held:  # empty the queue for the next round
+            gate.drain(lambda c, cb, t: None)
+        return went
+
+    assert fill_and_release(0) == 20  # no high lane in use: 8 x 100 bytes (800) take all 20
+    assert gate.offer(b"tick", HighCallback(own_callback, client=False), OWN) == PASS
+    assert fill_and_release(0) == 20  # the leader's own timer tick is not a client's use
+    assert gate.offer(b"renewal", HighCallback(own_callback), OWN) == PASS
+    assert fill_and_release(0) == 2  # a client's high-lane command: 100 bytes, two commands
+    now[0] += 4.9
+    assert fill_and_release(0) == 2
+    now[0] += 0.2  # five seconds without one: wide again
+    assert fill_and_release(0) == 20
 
 
 def test_the_high_lane_and_pysyncobjs_own_commands_pass() -> None:
