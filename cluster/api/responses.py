@@ -15,7 +15,7 @@ from cluster.core.state import ClusterState
 from . import inputs
 from .auth import principal_of
 from .context import admission_of, node_of, settings_of
-from .errors import ApiError, error_body, outcome_status
+from .errors import OUTCOME_STATUS, ApiError, error_body, outcome_status
 
 T = TypeVar("T")
 
@@ -53,7 +53,12 @@ def outcome_response(outcome: Outcome) -> web.Response:
 def batch_result(outcome: Outcome) -> dict[str, Any]:
     if outcome.error is not None:
         return {"status": outcome_status(outcome), **outcome.error.as_json()}
-    return {"status": outcome_status(outcome), **outcome.body}
+    # as {"status": ..., **outcome.body}, without building the body dict first
+    result: dict[str, Any] = {"status": OUTCOME_STATUS.get(outcome.status, 200)}
+    if outcome.record is not None:
+        result["object"] = outcome.record.to_json()
+    result.update(outcome.raw_body)
+    return result
 
 
 async def propose(

@@ -1,0 +1,107 @@
+"""A batch's operations read in one loop: the same transitions and the same refusals as before.
+
+`routes.batch.operations` accepts the common operation with direct checks and
+leaves everything else to `operation` (the per-operation reader it had before);
+these cases pin that the shortcut never accepts what `operation` refuses, and
+builds exactly what `operation` builds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from cluster.api.errors import ApiError
+from cluster.api.routes import batch
+from cluster.api.routes.batch import operation, operations
+from cluster.config import Settings
+from cluster.core.entries import Transition
+
+
+def settings() -> Settings:
+    return Settings(raft="127.0.0.1:7001", http="127.0.0.1:8001", data_dir="/tmp/x",  # type: ignore[arg-type]
+                    max_data_bytes=200)
+
+
+def op(**fields: Any) -> dict[str, Any]:
+    return {"machine": "kv", "id": "k1", "transition": "put", **fields}
+
+
+DEEP: Any = []
+for _ in range(70):
+    DEEP = [DEEP]
+
+ACCEPTED = [
+    op(),
+    op(data={"value": "x"}),
+    op(data={"n": 2**63 - 1, "b": True, "z": None, "f": 1.5}),
+    op(data={"nested": {"a": [1, 2, {"b": "c"}]}}),
+    op(expected_version=0),
+    op(expected_version=2**63 - 1, data=None),
+    op(id="A.b_c~d:e@f-g", machine="m-1", transition="t.2"),
+    op(id="x" * 200),
+]
+
+REFUSED = [
+    "not an object",
+    ["a", "list"],
+    op(extra=1),
+    {"machine": "kv", "id": "k1"},
+    op(id="."),
+    op(id=".."),
+    op(machine=".."),
+    op(transition="."),
+    op(id=""),
+    op(id="x" * 201),
+    op(id="a b"),
+    op(id="é"),
+    op(machine="a/b"),
+    op(transition="a\nb"),
+    op(id=7),
+    op(machine=None),
+    op(data=[]),
+    op(data="text"),
+    op(data={"v": "x" * 300}),  # over max_data_bytes (200)
+    op(data={"big": 2**63}),
+    op(data={"deep": DEEP}),  # nested past the limit, small enough in bytes
+    op(expected_version=-1),
+    op(expected_version=2**63),
+    op(expected_version=True),
+    op(expected_version=1.0),
+    op(expected_version="3"),
+]
+
+
+@pytest.mark.parametrize("raw", ACCEPTED)
+def test_accepted_operations_are_what_operation_builds(raw: dict[str, Any]) -> None:
+    raw = orjson.loads(orjson.dumps(raw))  # as a request body decodes
+    built = operations([raw, raw], settings())
+    assert built == (operation(0, raw, settings()), operation(1, raw, settings()))
+    assert all(t.__class__ is Transition for t in built)
+
+
+@pytest.mark.parametrize("raw", REFUSED)
+def test_refused_operations_are_refused_as_operation_refuses_them(raw: Any) -> None:
+    raw = orjson.loads(orjson.dumps(raw))
+    with pytest.raises(ApiError) as expected:
+        operation(1, raw, settings())
+    with pytest.raises(ApiError) as got:
+        operations([op(), raw, op()], settings())
+    assert (got.value.code, got.value.message, got.value.details) == (
+        expected.value.code, expected.value.message, expected.value.details)
+    assert "operation 1:" in got.value.message
+
+
+def test_the_first_bad_operation_is_the_one_named() -> None:
+    with pytest.raises(ApiError) as got:
+        operations([op(), op(id="."), op(id="a b")], settings())
+    assert got.value.message.startswith("operation 1:")
+
+
+def test_known_names_stay_bounded() -> None:
+    names = [f"m{i}" for i in range(batch._KNOWN_NAMES_CAP + 10)]
+    for name in names:
+        operations([op(machine=name)], settings())
+    assert len(batch._KNOWN_NAMES) <= batch._KNOWN_NAMES_CAP
