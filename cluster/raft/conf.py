@@ -12,7 +12,8 @@ from cluster.storage.snapshot_file import SnapshotHooks
 
 
 def build_conf(
-    settings: Settings, hooks: SnapshotHooks, deserializer: Callable[[str], tuple[Any, ...]] | None = None
+    settings: Settings, hooks: SnapshotHooks, deserializer: Callable[[str], tuple[Any, ...]] | None = None,
+    serializer: Callable[[str, Any], None] | None = None,
 ) -> SyncObjConf:
     return SyncObjConf(
         # send each entry at once instead of on the next 100 ms round: ~0.3 ms commits
@@ -28,7 +29,7 @@ def build_conf(
         dynamicMembershipChange=True,
         journalFile=str(settings.journal_file),
         fullDumpFile=str(settings.snapshot_file),
-        serializer=hooks.serialize,
+        serializer=serializer or hooks.serialize,
         deserializer=deserializer or hooks.deserialize,
         serializeChecker=getattr(hooks, "check", None),  # a dump written off the Raft thread
         logCompactionMinEntries=settings.log_compaction_entries,

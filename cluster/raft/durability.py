@@ -38,7 +38,9 @@ _HOOKS = ("_onTick", "_SyncObj__sendNextNodeIdx", "_SyncObj__onBecomeLeader", "_
           # RaftMember's log gate and commit-index-first apply (member.py, log_gate.py)
           "_SyncObj__applyLogEntries", "_SyncObj__sendAppendEntries", "_SyncObj__callErrCallback",
           # leader stickiness and the read lease (lease.py, read_index.py)
-          "_SyncObj__generateRaftTimeout", "transferLeadership")
+          "_SyncObj__generateRaftTimeout", "transferLeadership",
+          # apply_budget.py
+          "_SyncObj__doApplyCommand", "_SyncObj__getEntries")
 
 
 def check_pysyncobj() -> None:

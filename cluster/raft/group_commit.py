@@ -16,7 +16,11 @@ etcd's batching). That bound also keeps the Raft thread responsive under
 overload: pysyncobj applies every committed entry in one tick, and heartbeats
 wait until it is done, so an unbounded backlog (256 clients sending batches)
 stalled the Raft thread past the election timeout. A group is also capped in
-entries and bytes. A slot is given back when the group's callback arrives, or
+entries, bytes and operations (`MAX_GROUP_OPERATIONS`; a batch counts its
+operations, anything else one): one Raft entry is applied in one go on every
+node, so its cost bounds how long a node goes without a heartbeat
+(cluster/raft/apply_budget.py applies the entries of a tick in slices, but
+cannot split one). A group always takes at least one entry. A slot is given back when the group's callback arrives, or
 after `SLOT_TIMEOUT` seconds in case pysyncobj never calls back.
 
 Two queues (the admission lanes, cluster/api/admission.py): entries submitted
@@ -43,6 +47,9 @@ from .log_gate import HighCallback
 Callback = Callable[[Any, int], None]
 MAX_GROUP_ENTRIES = 256
 MAX_GROUP_BYTES = 128 * 1024
+# ~0.1 s of applying at 1M objects on an idle core (a few hundred ms on a busy one): well
+# below the 1 s election timeout. The largest batch (--max-batch-operations) still fits alone.
+MAX_GROUP_OPERATIONS = 1000
 MAX_IN_FLIGHT = 2
 SLOT_TIMEOUT = 1.0
 
@@ -51,6 +58,7 @@ class _Queue:
     def __init__(self) -> None:
         self.blobs: list[bytes] = []
         self.futures: list[asyncio.Future[tuple[Any, int]]] = []
+        self.operations: list[int] = []
 
 
 class GroupCommit:
@@ -77,13 +85,17 @@ class GroupCommit:
         """Entries waiting for a group: (high, normal)."""
         return len(self._queues[0].blobs), len(self._queues[1].blobs)
 
-    def submit(self, blob: bytes, high: bool = False) -> asyncio.Future[tuple[Any, int]]:
-        """Queue one encoded entry; the future resolves (on this loop) to (result, error)."""
+    def submit(
+        self, blob: bytes, high: bool = False, operations: int = 1
+    ) -> asyncio.Future[tuple[Any, int]]:
+        """Queue one encoded entry of `operations` operations; the future resolves (on this
+        loop) to (result, error)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Any, int]] = loop.create_future()
         queue = self._queues[0 if high else 1]
         queue.blobs.append(blob)
         queue.futures.append(future)
+        queue.operations.append(operations)
         if not self._scheduled and (high or self.in_flight < self.max_in_flight):
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -102,13 +114,14 @@ class GroupCommit:
 
     def _take(self, queue: _Queue) -> tuple[list[bytes], list[asyncio.Future[tuple[Any, int]]]]:
         """The queue's next group: its oldest entries within the caps (at least one)."""
-        count = size = 0
-        for blob in queue.blobs[:MAX_GROUP_ENTRIES]:
-            if count and size + len(blob) > self.max_group_bytes:
+        count = size = operations = 0
+        for blob, ops in zip(queue.blobs[:MAX_GROUP_ENTRIES], queue.operations, strict=False):
+            if count and (size + len(blob) > self.max_group_bytes
+                          or operations + ops > MAX_GROUP_OPERATIONS):
                 break
-            count, size = count + 1, size + len(blob)
+            count, size, operations = count + 1, size + len(blob), operations + ops
         blobs, futures = queue.blobs[:count], queue.futures[:count]
-        del queue.blobs[:count], queue.futures[:count]
+        del queue.blobs[:count], queue.futures[:count], queue.operations[:count]
         return blobs, futures
 
     def _send(self, blobs: list[bytes], futures: list[asyncio.Future[tuple[Any, int]]],

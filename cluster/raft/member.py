@@ -30,6 +30,7 @@ from cluster.core.state import ClusterState
 from cluster.events.window import EventWindow
 from cluster.storage.background_dump import BackgroundSnapshotHooks
 
+from .apply_budget import ApplyBudget
 from .clock import LeaderClock, stamp_command
 from .conf import build_conf
 from .durability import DurableMember, check_adopted, journal_for_init
@@ -55,7 +56,7 @@ STATUS_REFRESH_SECONDS = 0.05
 TICK_RETRY_SECONDS = 2.0
 
 
-class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
+class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
     def __init__(
         self,
         settings: Settings,
@@ -95,7 +96,8 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         self.lease = Lease(window, enabled=settings.read_lease)
         self.stickiness = Stickiness(self.raft_view, self.lease, window, enabled=settings.read_lease)
         journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
-        conf = build_conf(settings, self.snapshots, deserializer=self._load_dump)
+        conf = build_conf(settings, self.snapshots, deserializer=self._load_dump,
+                          serializer=self.announce_then(self.snapshots.serialize))
         with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one
             super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
         check_adopted(self, journal)
@@ -246,7 +248,7 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
         if self._isLeader() and self._SyncObj__raftCommitIndex > self._commit_sent:
             self._commit_sent = self._SyncObj__raftCommitIndex
             self._SyncObj__sendAppendEntries()
-        return bool(SyncObj._SyncObj__applyLogEntries(self))
+        return bool(super()._SyncObj__applyLogEntries())  # in slices: apply_budget.py
 
     def _checkCommandsToApply(self) -> None:  # noqa: N802
         if self.handover.holds(self._isLeader()):
@@ -264,6 +266,7 @@ class RaftMember(DurableMember, SyncObj):  # type: ignore[misc]
             sync_file(path)  # it must be on disk before the journal is cut to it and the leader is answered
         raft_data = self.snapshots.deserialize(path)
         gc_policy.freeze_loaded_state()
+        self.heard_from_leader()  # decoding a big dump took seconds in which nothing was polled
         align_with_dump(self._SyncObj__raftLog, raft_data)  # before pysyncobj compares them
         self._give_up_on_replaced_entries(raft_data[0][1])
         if self.events is not None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pysyncobj import FAIL_REASON
 
 from cluster.config import Settings
-from cluster.core.entries import Command, Entry, encode
+from cluster.core.entries import Batch, Command, Entry, encode
 from cluster.core.outcome import Outcome
 from cluster.core.state import ClusterState
 from cluster.errors import ClusterError, Overloaded, Timeout, Unavailable
@@ -118,7 +118,8 @@ class RaftNode(MembershipApi):
             idempotency_key=idempotency_key,
             principal=principal,
         )
-        submitted = self.group.submit(encode(entry), high=priority == "high")
+        operations = len(command.operations) if isinstance(command, Batch) else 1
+        submitted = self.group.submit(encode(entry), high=priority == "high", operations=operations)
         result, error = await self._wait(submitted, timeout)
         if error == FAIL_REASON.SUCCESS:
             assert isinstance(result, Outcome)

@@ -6,7 +6,7 @@ on a small box: longer than the election timeout, so the followers would elect
 a new leader under every large snapshot. Instead:
 
 1. On the Raft thread, `serialize` *detaches* the state: shallow copies of its
-   containers (dicts, SortedDicts, lists). Records, tuples and the event dicts
+   containers (dicts, lists; a SortedDict becomes a read-only `FrozenTable`). Records, tuples and the event dicts
    inside them are never mutated after they are made (cluster/core/DESIGN.md),
    so sharing them is safe. That costs tens of milliseconds for 100k objects.
 2. A worker thread encodes the copy (`cluster.storage.snapshot_file.write_snapshot`)
@@ -35,6 +35,8 @@ import contextlib
 import copy
 import os
 import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +51,61 @@ from .snapshot_file import SnapshotHooks, SnapshotInfo, _index_of, _now_ms, writ
 _CONTAINERS = (dict, list, set)  # SortedDict is a dict
 
 
+class FrozenTable:
+    """A detached object table (a `SortedDict` of id -> record): what the encoder reads of it.
+
+    `SortedDict.copy()` re-sorts and rebuilds every key (1.1 CPU s at a million
+    objects, on the Raft thread: seconds on a busy box, and an election); reading
+    the keys in order (they are kept in sorted sublists) and their records is
+    ~0.25 s. Read-only: `values()`/`items()` in key order, `get`, `len`, `in`.
+    """
+
+    __slots__ = ("_ids", "_records")
+
+    def __init__(self, table: SortedDict) -> None:
+        self._ids: list[str] = list(table)
+        self._records: list[Any] = list(map(table.__getitem__, self._ids))
+
+    def values(self) -> list[Any]:
+        return self._records
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return zip(self._ids, self._records, strict=True)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        i = bisect_left(self._ids, key)
+        return self._records[i] if i < len(self._ids) and self._ids[i] == key else default
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+
 def detach(value: Any) -> Any:
     """A copy of every mutable container in `value`; immutable leaves are shared."""
     if isinstance(value, SortedDict):
-        return value.copy()  # its values are immutable records
+        return FrozenTable(value)  # its values are immutable records
     if isinstance(value, dict):
-        if not any(isinstance(v, _CONTAINERS) for v in value.values()):
+        if not _holds_containers(value.values()):
             return dict(value)  # the common case (records, tuples): a C-speed copy
         return {k: detach(v) for k, v in value.items()}
     if isinstance(value, list):
+        if not _holds_containers(value):
+            return list(value)  # e.g. the deadlines (tuples)
         return [detach(v) for v in value]
     if isinstance(value, set):
         return set(value)
     return value
+
+
+def _holds_containers(values: Iterable[Any]) -> bool:
+    # the distinct types, found at C speed (a million values: ~25 ms instead of ~200 ms)
+    return any(issubclass(t, _CONTAINERS) for t in set(map(type, values)))
 
 
 def detach_state(state: ClusterState) -> ClusterState:

@@ -80,3 +80,15 @@ async def test_a_send_that_raises_fails_the_waiting_proposers() -> None:
     group = GroupCommit(broken, broken)
     with pytest.raises(RuntimeError, match="member stopped"):
         await group.submit(b"a")
+
+
+async def test_groups_are_capped_in_operations_and_a_big_batch_still_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # one Raft entry is applied in one go on every node: its operations bound the pause
+    monkeypatch.setattr(group_commit, "MAX_GROUP_OPERATIONS", 1000)
+    raft = FakeRaft()
+    group = GroupCommit(raft.one, raft.group, max_in_flight=9)
+    sizes = {b"a": 600, b"b": 400, b"c": 1, b"d": 1500, b"e": 1}
+    await asyncio.gather(*(group.submit(blob, operations=n) for blob, n in sizes.items()))
+    assert raft.sent == [("group", (b"a", b"b")), ("one", b"c"), ("one", b"d"), ("one", b"e")]
