@@ -10,7 +10,7 @@ refcounting frees them), so the collector has nothing to find in it.
 So, every `FREEZE_EVERY` seconds, the node collects what was allocated since
 the last time (only that: frozen objects are never walked again) and then moves
 all survivors to the permanent generation (`gc.freeze()`, which costs a list
-splice). A loaded snapshot is frozen as soon as it is decoded. Each pause is
+splice). A loaded snapshot is frozen as soon as it is decoded (`codec.loads`). Each pause is
 therefore bounded by one interval's allocations, not by the size of the state.
 Between two freezes the automatic young collections would run every 700 new
 containers (CPython's default): under a load of batches that is hundreds a
@@ -50,11 +50,6 @@ def collect_and_freeze() -> float:
     if not codec.collect_unless_paused():
         return 0.0
     return time.perf_counter() - started
-
-
-def freeze_loaded_state() -> None:
-    """After a snapshot load: everything it allocated is live state, with no garbage to find."""
-    gc.freeze()
 
 
 def raise_young_threshold() -> None:

@@ -21,7 +21,6 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, replicated
 
-from cluster import gc_policy
 from cluster.config import Settings
 from cluster.core import engine
 from cluster.core.entries import CorruptEntry, Entry, Tick, decode, encode
@@ -264,8 +263,7 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
     def _load_dump(self, path: str) -> tuple[Any, ...]:
         if self.journal.fsync:  # pysyncobj renames a dump received from the leader into place unsynced
             sync_file(path)  # it must be on disk before the journal is cut to it and the leader is answered
-        raft_data = self.snapshots.deserialize(path)
-        gc_policy.freeze_loaded_state()
+        raft_data = self.snapshots.deserialize(path)  # codec.loads freezes what it decoded
         self.heard_from_leader()  # decoding a big dump took seconds in which nothing was polled
         align_with_dump(self._SyncObj__raftLog, raft_data)  # before pysyncobj compares them
         self._give_up_on_replaced_entries(raft_data[0][1])
