@@ -51,11 +51,6 @@ def check_id(value: str, what: str = "id") -> str:
     return value
 
 
-def valid_id(value: str) -> bool:
-    """Whether `check_id` accepts `value` (without building its refusal)."""
-    return value not in DOT_SEGMENTS and ID_PATTERN.fullmatch(value) is not None
-
-
 def path_id(request: web.Request, key: str, what: str | None = None) -> str:
     return check_id(request.match_info[key], what or key)
 
