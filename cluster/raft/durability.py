@@ -1,25 +1,30 @@
-"""Sync before acknowledging: where the Raft member calls `DurableJournal.sync` (journal.py).
+"""Sync before acknowledging, without waiting on the Raft thread: where `DurableJournal` (journal.py) syncs.
 
 Raft counts an entry towards a commit once a majority *holds* it; after a
 power cut only what was synced is held. pysyncobj 0.3.17 never syncs, so
-`DurableMember` (a mixin of `RaftMember`) places one group sync at each point
-where an appended entry could otherwise be counted or acknowledged:
+`DurableMember` (a mixin of `RaftMember`) bounds each place where an appended
+entry could be counted or acknowledged by the journal's `durable_index`, and
+keeps the journal's sync thread busy whenever something is unsynced:
 
-- **a follower's answer to an append** (`next_node_idx`): while the journal
-  has unsynced writes, answers are held, in order, and sent right after the
-  next sync. Every append the Raft thread handled in one poll is covered by one
-  fdatasync.
-- **the leader counting itself**: pysyncobj counts the leader for every entry
-  in its log when it computes the commit index, at the start of its tick. The
-  journal is synced first thing in each tick, and again just before the tick
-  waits for the network (so entries proposed in this tick are synced while the
-  followers write theirs). The only append between the first sync and the
-  commit computation is the no-op of a node that wins an election inside the
-  tick (a one-member cluster); that is synced as it is written.
+- **Syncs are pipelined** (Raft dissertation §10.2.1). At the start of each
+  tick and again just before the tick waits for the network, the member
+  collects a finished sync and starts the next one (everything written since
+  the last started); the sync thread wakes the poller when it is done. The Raft
+  thread meanwhile sends, receives and applies: the leader writes an entry and
+  sends it to the followers at once, and they all sync in parallel.
+- **A follower's answer to an append** (`next_node_idx`) that acknowledges
+  entries up to index i is held until `durable_index >= i`; answers go out in
+  order (one sent early could overtake a held one).
+- **The leader counts itself** towards a commit only for entries up to its
+  `durable_index`. pysyncobj counts the leader for every entry in its log; its
+  commit index is corrected (`count_self_durably`) right after it computed it,
+  before anything uses it: for an entry past `durable_index` the followers alone
+  must make a majority. When the leader's own sync finishes, the next tick
+  counts it.
 
-Term and vote are synced by the journal itself before pysyncobj sends anything
-that reflects them. With `--fsync off` the journal is never dirty: nothing is
-held and nothing waits. The Raft thread waits for at most one sync at a time.
+Term and vote are synced by the journal itself, at once, before pysyncobj
+sends anything that reflects them. With `--fsync off` every written entry is
+durable: nothing is held and nothing waits.
 """
 
 from __future__ import annotations
@@ -79,21 +84,38 @@ def check_adopted(member: Any, journal: DurableJournal) -> None:
 class DurableMember:
     """Mixin for a `SyncObj` subclass whose journal is a `DurableJournal`; see the module doc."""
 
-    _held: list[tuple[Any, dict[str, Any]]]  # set before SyncObj.__init__ (RaftMember)
+    _held: list[tuple[int, Any, dict[str, Any]]]  # set before SyncObj.__init__ (RaftMember)
+    _commit_before_tick = 0
 
     @property
     def journal(self) -> DurableJournal:
         return self._SyncObj__raftLog  # type: ignore[attr-defined,no-any-return]
 
     def sync_journal(self) -> None:
-        """Sync what was appended since the last sync, then send the answers that waited for it."""
-        self.journal.sync()
-        held, self._held = self._held, []
-        for node, kwargs in held:
+        """Count a finished sync, send the answers it covered, start syncing what is new (never waits)."""
+        journal = self.journal
+        journal.collect()
+        if self._held:
+            self._send_held(journal.durable_index)
+        journal.start_sync(self._wake_for_sync)
+
+    def _wake_for_sync(self) -> None:  # on the sync thread
+        notifier = getattr(self, "_SyncObj__pipeNotifier", None)
+        if notifier is not None:
+            notifier.notify()
+
+    def _send_held(self, durable: int) -> None:
+        sent = 0
+        for needs, node, kwargs in self._held:
+            if needs > durable:
+                break
             super()._SyncObj__sendNextNodeIdx(node, **kwargs)  # type: ignore[misc]
+            sent += 1
+        del self._held[:sent]
 
     def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 - pysyncobj's names
-        self.sync_journal()  # before pysyncobj computes the commit index, counting itself
+        self.sync_journal()
+        self._commit_before_tick = self._SyncObj__raftCommitIndex  # type: ignore[attr-defined]
         super()._onTick(timeToWait)  # type: ignore[misc]
 
     def _SyncObj__sendNextNodeIdx(  # noqa: N802, N803
@@ -102,11 +124,45 @@ class DurableMember:
         if nextNodeIdx is None:  # what pysyncobj would compute now, not at send time
             nextNodeIdx = self.journal[-1][1] + 1
         kwargs = {"reset": reset, "nextNodeIdx": nextNodeIdx, "success": success}
-        if self.journal.dirty or self._held:
-            self._held.append((node, kwargs))  # in order: one sent now could overtake them
+        needs = nextNodeIdx - 1 if success else 0  # a refusal acknowledges nothing
+        if self._held or needs > self.journal.durable_index:
+            self._held.append((needs, node, kwargs))
             return
         super()._SyncObj__sendNextNodeIdx(node, **kwargs)  # type: ignore[misc]
 
-    def _SyncObj__onBecomeLeader(self) -> None:  # noqa: N802
-        super()._SyncObj__onBecomeLeader()  # type: ignore[misc]
-        self.sync_journal()  # its no-op, before a one-member cluster counts it in this tick
+    def count_self_durably(self) -> None:
+        """On the leader, right after pysyncobj's commit computation: count itself only up to `durable_index`."""
+        commit = self._SyncObj__raftCommitIndex  # type: ignore[attr-defined]
+        durable = self.journal.durable_index
+        floor = self._commit_before_tick
+        if commit <= durable or commit <= floor or not self._isLeader():  # type: ignore[attr-defined]
+            return
+        corrected = durable_commit(self.journal, floor, commit, durable,
+                                   self._SyncObj__raftCurrentTerm,  # type: ignore[attr-defined]
+                                   self._follower_matches())
+        self._SyncObj__raftCommitIndex = corrected
+        self._SyncObj__leaderCommitIndex = corrected
+        self.journal.setRaftCommitIndex(corrected)
+
+    def _follower_matches(self) -> list[int]:
+        """Match indexes of the other voters (pysyncobj counts these for a commit)."""
+        matches = self._SyncObj__raftMatchIndex  # type: ignore[attr-defined]
+        return [matches.get(node, 0) for node in self._SyncObj__otherNodes]  # type: ignore[attr-defined]
+
+
+def durable_commit(journal: DurableJournal, floor: int, commit: int, durable: int, term: int,
+                   matches: list[int]) -> int:
+    """The highest index in (floor, commit] a majority holds on disk, counting the leader only up to `durable`.
+
+    Raft's rule, as pysyncobj applies it: an index commits by counting only if
+    its entry is of the current term. Every index up to `commit` has a majority
+    when the leader counts (pysyncobj computed that); past `durable` the
+    followers' match indexes alone must make one.
+    """
+    voters = len(matches) + 1
+    first = journal[0][1] if len(journal) else 1
+    for index in range(commit, floor, -1):
+        held = index <= durable or sum(1 for m in matches if m >= index) > voters / 2
+        if held and index >= first and journal[index - first][2] == term:
+            return index
+    return floor

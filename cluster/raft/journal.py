@@ -6,18 +6,28 @@ entry survives a `kill -9` (the page cache has it) but not a power cut. Our
 member.py) and is plain file I/O:
 
 - **Appends** are `os.write` at the end of the file and are *not* synced one by
-  one. `sync()` makes everything written since the last call durable with one
-  `fdatasync` (group sync); the Raft member calls it before it counts its own
-  entries towards a commit and before it answers an append (member.py). With
-  `fsync=False` (`--fsync off`) nothing is synced, as before.
+  one. `start_sync()` hands one `fdatasync` covering everything written so far
+  to the journal's sync thread and returns at once (group sync, pipelined: the
+  Raft thread goes on sending, receiving and applying while the disk works);
+  `collect()` takes its result, and `durable_index` is the last index a finished
+  sync covered. The Raft member counts its own entries towards a commit, and
+  answers an append, only up to `durable_index` (durability.py). One sync is in
+  flight at a time; `sync()` waits for it and syncs the rest. With
+  `fsync=False` (`--fsync off`) nothing is synced, as before, and every entry
+  counts as durable once written.
 - **Records** are `<len, crc32, index, term>` + the command. At start the file
   is read up to the first record that is short or fails its checksum (the tail
   a power cut tore: never synced, so never acknowledged) and cut there.
 - **Truncation** (a conflict, `deleteEntriesFrom`) is an `ftruncate`, synced
-  with the appends that follow it.
-- **Compaction** (`deleteEntriesTo`, after a snapshot) writes the kept entries
-  to a new file, syncs it and renames it over the old one (pysyncobj's own
-  rewrites the file in place, and a kill in between left only a prefix).
+  with the appends that follow it. It lowers `durable_index` (and the target of
+  a sync in flight) to the entry before the cut: the entries written there next
+  are new, and only a sync started after them covers them.
+- **Compaction** (`deleteEntriesTo`, after a snapshot) waits for a sync in
+  flight, writes the kept entries to a new file, syncs it and renames it over
+  the old one (pysyncobj's own rewrites the file in place, and a kill in
+  between left only a prefix).
+- **At start** the file is synced once: after a `kill -9` its tail may still be
+  only in the page cache, and a restarted member must not count it as held.
 - **A failed sync** (or a failed store of term and vote) stops the node: see `_stop`.
 - **Term, vote and commit index** go to `<journal>.meta` (pysyncobj's format):
   written to a temporary file, synced, renamed, the directory synced. Term and
@@ -35,7 +45,8 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pysyncobj.journal import FileJournal, Journal
@@ -60,12 +71,17 @@ class DurableJournal(Journal):  # type: ignore[misc]
         self.stats = stats if stats is not None else SyncStats()
         self._entries: list[LogEntry] = []
         self._ends: list[int] = []  # file offset after each entry
-        self._unsynced = 0  # entries written since the last sync
-        self._dirty = False  # written or truncated since the last sync
+        self._unsynced = 0  # entries written since the last sync started
+        self._dirty = False  # written or truncated since the last sync started
+        self._durable = 0  # the last index a finished sync covered
+        self._in_flight: Future[None] | None = None  # the sync thread's fdatasync
+        self._target = 0  # the last index the sync in flight covers
+        self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="fsm-journal-sync") if fsync else None
         self._meta_path = path + ".meta"
         self._meta: dict[str, Any] = _read_meta(self._meta_path)
         self._meta_saved = True
         self._fd = self._open()
+        self._durable = self._last_index()  # _open synced what it read
 
     # -- the log ------------------------------------------------------------
 
@@ -87,6 +103,9 @@ class DurableJournal(Journal):  # type: ignore[misc]
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - pysyncobj's name
         if entryFrom >= len(self._entries):
             return
+        kept_through = self._entries[entryFrom][1] - 1
+        self._durable = min(self._durable, kept_through)
+        self._target = min(self._target, kept_through)
         self._unsynced = max(0, self._unsynced - (len(self._entries) - entryFrom))
         del self._entries[entryFrom:]
         del self._ends[entryFrom:]
@@ -95,6 +114,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802 - pysyncobj's name
         kept = self._entries[entryTo:]
+        self._wait_in_flight()  # its fdatasync uses the descriptor closed here
         os.close(self._fd)
         self._fd = self._rewrite(kept)
 
@@ -108,20 +128,51 @@ class DurableJournal(Journal):  # type: ignore[misc]
 
     @property
     def dirty(self) -> bool:
-        """True when something was written since the last `sync` (always False with fsync off)."""
+        """True when something was written since the last sync started (always False with fsync off)."""
         return self._dirty and self.fsync
 
+    @property
+    def durable_index(self) -> int:
+        """The last Raft index on disk for sure: a power cut keeps every entry up to it."""
+        return self._durable if self.fsync else self._last_index()
+
+    @property
+    def syncing(self) -> bool:
+        return self._in_flight is not None
+
+    def start_sync(self, on_done: Callable[[], None]) -> bool:
+        """Hand one fdatasync of everything written so far to the sync thread; False if none started.
+
+        Starts nothing while a sync is in flight or nothing is dirty. `on_done`
+        runs on the sync thread when it finishes (the member wakes its poller);
+        `collect` then makes it count.
+        """
+        if self._in_flight is not None or not self.dirty or self._sync_thread is None:
+            return False
+        covered, self._target = self._unsynced, self._last_index()
+        self._unsynced, self._dirty = 0, False
+        self._in_flight = self._sync_thread.submit(self._fdatasync, self._fd, covered)
+        self._in_flight.add_done_callback(lambda _: on_done())
+        return True
+
+    def collect(self) -> bool:
+        """Count a finished sync: `durable_index` moves to what it covered. True if one finished."""
+        if self._in_flight is None or not self._in_flight.done():
+            return False
+        self._in_flight.result()  # a failed sync has already stopped the node (_stop)
+        self._in_flight = None
+        self._durable = max(self._durable, self._target)
+        return True
+
     def sync(self) -> int:
-        """Make every append and truncation so far durable with one fdatasync; returns the entries covered."""
+        """Make every append and truncation so far durable, now; returns the entries the last sync covered."""
+        self._wait_in_flight()
         if not self.dirty:
             return 0
-        covered = self._unsynced
-        with self.stats.timed(covered):
-            try:
-                os.fdatasync(self._fd)
-            except OSError as exc:
-                _stop(f"syncing the journal {self.path} failed", exc)
+        covered, self._target = self._unsynced, self._last_index()
         self._unsynced, self._dirty = 0, False
+        self._fdatasync(self._fd, covered)
+        self._durable = self._target
         return covered
 
     def flush(self) -> None:
@@ -130,6 +181,23 @@ class DurableJournal(Journal):  # type: ignore[misc]
     def _destroy(self) -> None:
         self.sync()
         os.close(self._fd)
+        if self._sync_thread is not None:
+            self._sync_thread.shutdown(wait=True)
+
+    def _wait_in_flight(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.result()
+            self.collect()
+
+    def _fdatasync(self, fd: int, covered: int) -> None:
+        with self.stats.timed(covered):
+            try:
+                os.fdatasync(fd)
+            except OSError as exc:
+                _stop(f"syncing the journal {self.path} failed", exc)
+
+    def _last_index(self) -> int:
+        return self._entries[-1][1] if self._entries else 0
 
     # -- term, vote, commit index ----------------------------------------------
 
@@ -184,6 +252,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
             log.warning("journal %s: dropping %d bytes after the last whole record (a tail torn by a power cut: never synced)",
                         self.path, len(data) - self._end())
             os.ftruncate(fd, self._end())
+        if self.fsync:  # a tail that only a page cache held (kill -9) must not count as held
             os.fsync(fd)
         return fd
 
@@ -196,6 +265,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
             offset += len(record)
             self._ends.append(offset)
         self._unsynced, self._dirty = 0, False
+        self._durable = self._target = self._last_index()
         return os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
 

@@ -83,7 +83,7 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         self._stamped_ids: frozenset[int] | None = None
         self.handover = HandOver()  # membership.py: leadership transfer, driven from _on_raft_tick
         self.removed = False  # set when this node applies its own removal
-        self._held = []  # append answers waiting for a sync (durability.py)
+        self._held = []  # append answers waiting for a sync to cover them (durability.py)
         # the admission lanes in front of the log (log_gate.py)
         self.log_gate = LogGate(settings.log_budget, settings.admission_wait)
         self.high_forwarder = HighForwarder()
@@ -111,7 +111,7 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
                                     promise=self.stickiness.promise,
                                     renew_every=settings.heartbeat_period)
         self.addOnTickCallback(self._on_raft_tick)
-        self.addOnTickCallback(self.sync_journal)  # last before the tick waits for the network
+        self.addOnTickCallback(self.sync_journal)  # last before the tick waits: start syncing what it wrote
 
     @replicated
     def apply_entry(self, blob: bytes, stamp: int | None = None) -> Outcome:
@@ -244,6 +244,7 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         # new commit index: they would apply only after it. Telling them first lets
         # them apply alongside the leader (a follower's client waits for both in turn
         # otherwise: the whole log backlog, twice).
+        self.count_self_durably()  # pysyncobj counted every entry of ours: only synced ones count
         if self._isLeader() and self._SyncObj__raftCommitIndex > self._commit_sent:
             self._commit_sent = self._SyncObj__raftCommitIndex
             self._SyncObj__sendAppendEntries()

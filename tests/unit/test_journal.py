@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -226,3 +228,49 @@ def test_a_failed_sync_stops_the_process(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
     assert done.returncode == 74, done
     assert "carried on" not in done.stdout and "stopping the node" in done.stderr
+
+
+def wait_for_sync(journal: DurableJournal) -> None:
+    deadline = time.monotonic() + 10
+    while not journal.collect():
+        assert time.monotonic() < deadline, "the sync thread did not finish"
+        time.sleep(0.001)
+
+
+def test_a_pipelined_sync_makes_durable_only_what_was_written_before_it_started(tmp_path: Path) -> None:
+    journal = journal_with(tmp_path / "raft.journal", 3)
+    assert journal.durable_index == 0 and journal.dirty
+    woken = threading.Event()
+    assert journal.start_sync(woken.set)
+    assert not journal.start_sync(woken.set)  # one in flight at a time
+    journal.add(b"four", 4, 3)  # written while the sync runs: not covered by it
+    assert woken.wait(10)
+    wait_for_sync(journal)
+    assert journal.durable_index == 3 and journal.dirty
+    assert journal.start_sync(lambda: None)
+    wait_for_sync(journal)
+    assert journal.durable_index == 4 and not journal.dirty
+    journal._destroy()
+
+
+def test_a_truncation_lowers_what_counts_as_durable_even_during_a_sync(tmp_path: Path) -> None:
+    """Entries cut and written again at the same indexes are new: only a later sync covers them."""
+    journal = journal_with(tmp_path / "raft.journal", 5)
+    journal.sync()
+    assert journal.durable_index == 5
+    journal.add(b"six", 6, 3)
+    assert journal.start_sync(lambda: None)
+    journal.deleteEntriesFrom(3)  # indexes 4..6 go while the sync of 1..6 is in flight
+    assert journal.durable_index == 3
+    journal.add(b"four, term 4", 4, 4)
+    wait_for_sync(journal)
+    assert journal.durable_index == 3  # the sync in flight did not cover the new entry 4
+    assert journal.sync() == 1 and journal.durable_index == 4
+    journal._destroy()
+
+
+def test_with_fsync_off_every_written_entry_counts_as_durable(tmp_path: Path) -> None:
+    journal = journal_with(tmp_path / "raft.journal", 5, fsync=False)
+    assert journal.durable_index == 5 and not journal.start_sync(lambda: None)
+    journal._destroy()
+
