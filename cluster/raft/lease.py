@@ -21,7 +21,7 @@ the leader gives up its lease before it processes such a vote.
 then notes the time (`heard_at`) and keeps its own election deadline at least
 `heard_at + window` away, so for that long it votes for nobody, itself included.
 
-**The lease.** The leader notes the monotonic time it *sent* each probe round;
+**The lease.** The leader notes the time it *sent* each probe round;
 when a majority (itself included) answered it with the promise, no other node
 can win an election before `sent + window` by any follower's clock. With
 clocks that drift apart by at most `DRIFT` and a safety `MARGIN_SECONDS`, the
@@ -31,6 +31,15 @@ help another node lead: before it processes a RequestVote with a higher term,
 as it stops leading, when the membership changes, and for the rest of its term
 when it hands leadership over (it then tells the followers, `fsm_lease_release`,
 so they may vote for the transfer's target at once).
+
+**The clock** (`lease_clock`) is CLOCK_BOOTTIME on Linux: unlike the monotonic
+clock it keeps counting while the machine is suspended, so a leader that was
+suspended for longer than its lease finds the lease over when it wakes, and a
+follower finds its promise run out. A hypervisor that pauses a VM without its
+kernel noticing hides the pause from every clock of the guest: there, run
+`--read-lease off` (OPERATIONS). pysyncobj's election timers keep the monotonic
+clock: they only decide *when* to stand, never whether a read is safe;
+`defer_election` takes a duration for that reason.
 
 Threads: everything here runs on the Raft thread, except `Lease.holds`, which
 the asyncio thread calls to serve a read without a hop: `published` is one
@@ -48,11 +57,19 @@ from typing import Any, Protocol
 
 log = logging.getLogger("fsmcluster.raft")
 
-DRIFT = 0.10  # the most two members' monotonic clocks may run apart (rate)
+DRIFT = 0.10  # the most two members' clocks may run apart (rate)
 MARGIN_SECONDS = 0.05  # taken off every lease on top of the drift
 RELEASE = "fsm_lease_release"  # the leader handing over: it holds no lease for the rest of its term
 
 _NO_LEASE = (-1, 0.0)
+
+
+def _boottime() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+# the lease's clock, and the clock of every time it is compared with (read_index.py)
+lease_clock: Callable[[], float] = _boottime if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
 
 
 def sticky_window(min_timeout: float) -> float:
@@ -65,10 +82,10 @@ def lease_seconds(window: float) -> float:
 
 
 class Lease:
-    """The leader's lease: (term, monotonic deadline), published for the asyncio thread."""
+    """The leader's lease: (term, deadline on `lease_clock`), published for the asyncio thread."""
 
     def __init__(self, window: float, enabled: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = lease_clock) -> None:
         self.enabled = enabled and lease_seconds(window) > 0
         self.seconds = lease_seconds(window)
         self.clock = clock
@@ -115,14 +132,14 @@ class MemberView(Protocol):
     def leader_node(self) -> Hashable | None: ...
     def is_leader(self) -> bool: ...
     def follows(self, node: Hashable) -> bool: ...  # a follower whose leader is `node`
-    def defer_election(self, until: float) -> bool: ...  # False: a hand-over forces an election
+    def defer_election(self, seconds: float) -> bool: ...  # False: a hand-over forces an election
 
 
 class Stickiness:
     """The follower's side (see the module doc); `on_message` sees every Raft message first."""
 
     def __init__(self, view: MemberView, lease: Lease, window: float, enabled: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = lease_clock) -> None:
         self.view = view
         self.lease = lease
         self.window = window
@@ -172,7 +189,7 @@ class Stickiness:
         if not self.enabled or term != self.view.current_term() or not self.view.follows(node):
             return False
         now = self.clock()
-        if not self.view.defer_election(now + self.window):
+        if not self.view.defer_election(self.window):
             return False
         self.heard_at = now
         return True

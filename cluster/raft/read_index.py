@@ -49,7 +49,7 @@ from pysyncobj.syncobj import _RAFT_STATE
 
 from cluster.errors import Timeout, Unavailable
 
-from .lease import Lease
+from .lease import Lease, lease_clock
 
 # called on the Raft thread with None (serve the read now) or an error message
 ReadCallback = Callable[[str | None], None]
@@ -87,13 +87,13 @@ class _Round:
     term: int
     index: int
     waiters: list[_Waiter]
-    started: float  # monotonic, taken before the probes were sent
+    started: float  # lease_clock, taken before the probes were sent
     acks: set[Hashable] = field(default_factory=set)
     sticky: set[Hashable] = field(default_factory=set)  # acks that carried the promise
 
 
 class ReadIndex:
-    def __init__(self, raft: RaftView, timeout: float, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, raft: RaftView, timeout: float, clock: Callable[[], float] = lease_clock,
                  lease: Lease | None = None, promise: Callable[[Hashable, int], bool] | None = None,
                  renew_every: float = 0.1):
         self.raft = raft
@@ -361,10 +361,11 @@ class PysyncobjView:
     def follows(self, node: Hashable) -> bool:
         return self.m._SyncObj__raftState == _FOLLOWER and self.m._SyncObj__raftLeader == node
 
-    def defer_election(self, until: float) -> bool:
-        """No election of our own before `until` (monotonic); False while a hand-over forces one."""
+    def defer_election(self, seconds: float) -> bool:
+        """No election of our own for `seconds`; False while a hand-over forces one."""
         if self.m._SyncObj__transferInProgress:
             return False
+        until = time.monotonic() + seconds  # pysyncobj's election clock
         if self.m._SyncObj__raftElectionDeadline < until:  # drawn afresh, as a heartbeat does
             self.m._SyncObj__raftElectionDeadline = max(
                 until, time.monotonic() + self.m._SyncObj__generateRaftTimeout())

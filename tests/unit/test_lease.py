@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+import time
 from collections.abc import Hashable
 
-from cluster.raft.lease import RELEASE, Lease, Stickiness, lease_seconds
+from cluster.raft.lease import RELEASE, Lease, Stickiness, lease_clock, lease_seconds
 from cluster.raft.read_index import ACK, ANSWER, ASK, PROBE, ReadIndex
 from tests.unit.test_read_index import Clock, FakeRaft, reader
 
@@ -18,7 +20,7 @@ class FakeMember:
         self.term = 3
         self.leader: Hashable | None = "L"
         self.leading = False
-        self.deadline = 0.0
+        self.deferred = 0.0  # the longest election deferral asked for
         self.transfer = False
 
     def current_term(self) -> int:
@@ -33,10 +35,10 @@ class FakeMember:
     def follows(self, node: Hashable) -> bool:
         return not self.leading and self.leader == node
 
-    def defer_election(self, until: float) -> bool:
+    def defer_election(self, seconds: float) -> bool:
         if self.transfer:
             return False
-        self.deadline = max(self.deadline, until)
+        self.deferred = max(self.deferred, seconds)
         return True
 
 
@@ -64,7 +66,7 @@ def test_a_follower_that_heard_its_leader_ignores_votes_until_the_minimum_timeou
 def test_a_promise_defers_the_followers_own_election_and_counts_as_hearing() -> None:
     clock = Clock()
     s, member, _lease = sticky(clock)
-    assert s.promise("L", 3) is True and member.deadline == clock.now + MIN_TIMEOUT
+    assert s.promise("L", 3) is True and member.deferred == MIN_TIMEOUT
     assert s.on_message("B", vote(4)) is True
     assert s.promise("X", 3) is False  # not our leader
     assert s.promise("L", 2) is False  # not our term
@@ -193,3 +195,13 @@ def test_a_follower_acks_with_a_promise_only_when_stickiness_agrees() -> None:
     reads.on_message("X", {"type": PROBE, "term": 3, "seq": 1})
     acks = raft.of_type(ACK)
     assert [m.get("sticky") for _, m in acks] == [True, None] and promised == [("L", 3), ("X", 3)]
+
+
+def test_the_lease_counts_the_time_the_machine_was_suspended() -> None:
+    """Leases and promises run on CLOCK_BOOTTIME: a leader suspended past its lease wakes without it
+    (the monotonic clock stops during a suspend and would let it serve stale reads)."""
+    assert Lease(MIN_TIMEOUT).clock is lease_clock
+    assert Stickiness(FakeMember(), Lease(MIN_TIMEOUT), MIN_TIMEOUT).clock is lease_clock
+    assert inspect.signature(ReadIndex).parameters["clock"].default is lease_clock
+    boottime = time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert abs(lease_clock() - boottime) < 1.0
