@@ -6,12 +6,15 @@ power cut only what was synced is held. pysyncobj 0.3.17 never syncs, so
 entry could be counted or acknowledged by the journal's `durable_index`, and
 keeps the journal's sync thread busy whenever something is unsynced:
 
-- **Syncs are pipelined** (Raft dissertation §10.2.1). At the start of each
-  tick and again just before the tick waits for the network, the member
-  collects a finished sync and starts the next one (everything written since
-  the last started); the sync thread wakes the poller when it is done. The Raft
-  thread meanwhile sends, receives and applies: the leader writes an entry and
-  sends it to the followers at once, and they all sync in parallel.
+- **One sync at a time, never on the critical path of a slow disk.** At the
+  start of each tick and again just before the tick waits for the network, the
+  member collects a finished sync and starts the next one (everything written
+  since the last started). On a slow disk (journal.py: syncs over 2 ms lately)
+  the sync runs on the journal's sync thread (Raft dissertation §10.2.1): the
+  Raft thread meanwhile sends, receives and applies, and the sync thread wakes
+  it when something waits for the sync. On a fast disk the sync runs at once on
+  the Raft thread: cheaper in CPU than the hand-over. Either way the leader has
+  sent an entry to the followers before it syncs it, so they write in parallel.
 - **A follower's answer to an append** (`next_node_idx`) that acknowledges
   entries up to index i is held until `durable_index >= i`; answers go out in
   order (one sent early could overtake a held one).
@@ -86,20 +89,43 @@ class DurableMember:
 
     _held: list[tuple[int, Any, dict[str, Any]]]  # set before SyncObj.__init__ (RaftMember)
     _commit_before_tick = 0
+    _commit_waits = False  # the leader's commit index waits for its own sync
+    _sync_awaited = False  # read by the sync thread: wake the Raft thread when the sync ends
 
     @property
     def journal(self) -> DurableJournal:
         return self._SyncObj__raftLog  # type: ignore[attr-defined,no-any-return]
 
     def sync_journal(self) -> None:
+        """Last before the tick waits: count a finished sync, start the next, arrange to be woken.
+
+        The sync thread wakes the Raft thread only when something waits for its
+        sync (an answer held, or a commit the leader's own copy holds back): a
+        wake costs a whole tick, and most syncs end before anyone needs them.
+        The flag goes up before the check for a sync that ended meanwhile, so
+        one of the two sees the other.
+        """
+        journal = self.journal
+        synced = self._collect_sync()
+        self._sync_awaited = bool(self._held) or self._commit_waits
+        if (synced and self._commit_waits) or (self._sync_awaited and journal.finished()):
+            self._wake_raft()
+
+    def _collect_sync(self) -> bool:
         """Count a finished sync, send the answers it covered, start syncing what is new (never waits)."""
         journal = self.journal
-        journal.collect()
-        if self._held:
+        synced = journal.collect()
+        if journal.start_sync(self._sync_ended) and not journal.syncing:
+            synced = True  # a fast disk: synced on this thread (journal.py)
+        if synced and self._held:
             self._send_held(journal.durable_index)
-        journal.start_sync(self._wake_for_sync)
+        return synced
 
-    def _wake_for_sync(self) -> None:  # on the sync thread
+    def _sync_ended(self) -> None:  # on the sync thread
+        if self._sync_awaited:
+            self._wake_raft()
+
+    def _wake_raft(self) -> None:
         notifier = getattr(self, "_SyncObj__pipeNotifier", None)
         if notifier is not None:
             notifier.notify()
@@ -114,7 +140,7 @@ class DurableMember:
         del self._held[:sent]
 
     def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 - pysyncobj's names
-        self.sync_journal()
+        self._collect_sync()  # before pysyncobj computes the commit index
         self._commit_before_tick = self._SyncObj__raftCommitIndex  # type: ignore[attr-defined]
         super()._onTick(timeToWait)  # type: ignore[misc]
 
@@ -136,10 +162,12 @@ class DurableMember:
         durable = self.journal.durable_index
         floor = self._commit_before_tick
         if commit <= durable or commit <= floor or not self._isLeader():  # type: ignore[attr-defined]
+            self._commit_waits = False
             return
         corrected = durable_commit(self.journal, floor, commit, durable,
                                    self._SyncObj__raftCurrentTerm,  # type: ignore[attr-defined]
                                    self._follower_matches())
+        self._commit_waits = corrected < commit
         self._SyncObj__raftCommitIndex = corrected
         self._SyncObj__leaderCommitIndex = corrected
         self.journal.setRaftCommitIndex(corrected)

@@ -245,10 +245,14 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         # them apply alongside the leader (a follower's client waits for both in turn
         # otherwise: the whole log backlog, twice).
         self.count_self_durably()  # pysyncobj counted every entry of ours: only synced ones count
+        # pysyncobj (appendEntriesUseBatch off) then sent a second round after the apply,
+        # with the same commit index and no new entry: not any more (fewer messages and
+        # answers per applied entry; heartbeats still go every --heartbeat-period).
         if self._isLeader() and self._SyncObj__raftCommitIndex > self._commit_sent:
             self._commit_sent = self._SyncObj__raftCommitIndex
             self._SyncObj__sendAppendEntries()
-        return bool(super()._SyncObj__applyLogEntries())  # in slices: apply_budget.py
+        super()._SyncObj__applyLogEntries()  # in slices: apply_budget.py
+        return False  # pysyncobj's "send a round now": the round above went already
 
     def _checkCommandsToApply(self) -> None:  # noqa: N802
         if self.handover.holds(self._isLeader()):

@@ -237,8 +237,15 @@ def wait_for_sync(journal: DurableJournal) -> None:
         time.sleep(0.001)
 
 
+def pipelined(path: Path, count: int) -> DurableJournal:
+    journal = DurableJournal(str(path), pipeline_above=0.0)  # every sync on the sync thread
+    for idx in range(1, count + 1):
+        journal.add(f"command {idx}".encode(), idx, 3)
+    return journal
+
+
 def test_a_pipelined_sync_makes_durable_only_what_was_written_before_it_started(tmp_path: Path) -> None:
-    journal = journal_with(tmp_path / "raft.journal", 3)
+    journal = pipelined(tmp_path / "raft.journal", 3)
     assert journal.durable_index == 0 and journal.dirty
     woken = threading.Event()
     assert journal.start_sync(woken.set)
@@ -255,7 +262,7 @@ def test_a_pipelined_sync_makes_durable_only_what_was_written_before_it_started(
 
 def test_a_truncation_lowers_what_counts_as_durable_even_during_a_sync(tmp_path: Path) -> None:
     """Entries cut and written again at the same indexes are new: only a later sync covers them."""
-    journal = journal_with(tmp_path / "raft.journal", 5)
+    journal = pipelined(tmp_path / "raft.journal", 5)
     journal.sync()
     assert journal.durable_index == 5
     journal.add(b"six", 6, 3)
@@ -274,3 +281,17 @@ def test_with_fsync_off_every_written_entry_counts_as_durable(tmp_path: Path) ->
     assert journal.durable_index == 5 and not journal.start_sync(lambda: None)
     journal._destroy()
 
+
+
+def test_on_a_fast_disk_a_sync_runs_at_once(tmp_path: Path) -> None:
+    """Handing a sub-millisecond sync to the sync thread costs more CPU than it frees."""
+    journal = journal_with(tmp_path / "raft.journal", 3)  # syncs on tmp take well under 2 ms
+    assert journal.start_sync(lambda: None) and not journal.syncing
+    assert journal.durable_index == 3 and not journal.dirty
+    slow = DurableJournal(str(tmp_path / "slow.journal"), pipeline_above=0.0)
+    slow.add(b"one", 1, 3)
+    assert slow.start_sync(lambda: None) and slow.syncing
+    wait_for_sync(slow)
+    assert slow.durable_index == 1
+    journal._destroy()
+    slow._destroy()
