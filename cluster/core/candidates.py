@@ -87,9 +87,9 @@ def choose(
             "terminal_state", f"object '{oid}' is in terminal state '{state}': nothing can leave it"
         )
     if len(defs) == 1:  # most names have one candidate: no list to build
-        matching = list(defs) if defs[0].leaves(state, terminal) else []
+        matching = defs if defs[0].leaves(state, terminal) else ()
     else:
-        matching = [d for d in defs if d.leaves(state, terminal)]
+        matching = tuple(d for d in defs if d.leaves(state, terminal))
     if not matching:
         allowed = machine.allowed_from(state)
         raise Rejected(
@@ -100,8 +100,12 @@ def choose(
         )
     ctx = eval_context(tx, record, oid, payload)
     failures: list[list[GuardFailure]] = []
+    budget = tx.budget
     for candidate in matching:
-        tx.charge(candidate.cost)
+        budget.priced += candidate.cost  # tx.charge, inline
+        budget.used += candidate.cost
+        if budget.used > budget.limit:
+            budget.meter(0)  # raises BudgetExceeded
         problems, data = checked_data(machine, record, candidate, ctx)
         if not problems:
             return candidate, ctx, data
@@ -113,7 +117,7 @@ def guard_rejection(
     name: str,
     state: str | None,
     allowed: list[str],
-    matching: list[TransitionDef],
+    matching: tuple[TransitionDef, ...],
     failures: list[list[GuardFailure]],
 ) -> Rejected:
     if all(f and all(g.rule == "follows" for g in f) for f in failures):
@@ -161,9 +165,13 @@ def checked_data(
         if f not in ctx.dst
     ] if d.requires else []
     if d.dst is not None:
-        problems.extend(d.dst(ctx))
+        found = d.dst(ctx)
+        if found:
+            problems += found
     if d.src is not None:
-        problems.extend(d.src(ctx))
+        found = d.src(ctx)
+        if found:
+            problems += found
     if problems:
         return problems, {}
     try:
@@ -181,13 +189,28 @@ def checked_data(
 def resulting_data(
     d: TransitionDef, record: ObjectRecord | None, ctx: EvalContext
 ) -> dict[str, Any]:
-    current = record.data if record is not None else {}
-    if d.data_mode == "replace":
+    mode = d.data_mode
+    if mode == "replace":
         data = dict(ctx.dst)
-    elif d.data_mode == "keep":
-        data = dict(current)
+    elif mode == "keep":
+        data = dict(record.data) if record is not None else {}
+    elif record is None or not record.data:
+        data = dict(ctx.dst)
     else:
-        data = {**current, **ctx.dst}
+        data = {**record.data, **ctx.dst}
+    if d.set_fields:
+        _set_fields(d, data, ctx)
+    # the payload and the stored data passed `check_data` already (when checked or
+    # stored): only what `set` computed is walked again, the size is measured whole
+    fresh = frozenset(field for field, _ in d.set_fields) if d.set_fields else _NONE
+    size = check_merged(
+        data, lambda: f"the data after transition '{d.name}' ({d.data_mode}, set)", fresh)
+    if size >> 10:
+        meter(ctx, size)
+    return data
+
+
+def _set_fields(d: TransitionDef, data: dict[str, Any], ctx: EvalContext) -> None:
     computed = 0  # bytes `set` added: many fields copying the data must not pile up
     for field, template in d.set_fields:
         try:
@@ -200,13 +223,6 @@ def resulting_data(
             computed += size
             if computed > MAX_DATA_BYTES:
                 check_data(data, f"the data after set.{field}")
-    # the payload and the stored data passed `check_data` already (when checked or
-    # stored): only what `set` computed is walked again, the size is measured whole
-    fresh = frozenset(field for field, _ in d.set_fields) if d.set_fields else _NONE
-    size = check_merged(data, f"the data after transition '{d.name}' ({d.data_mode}, set)", fresh)
-    if size >> 10:
-        meter(ctx, size)
-    return data
 
 
 def meter(ctx: EvalContext, size: int) -> None:

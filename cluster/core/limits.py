@@ -8,6 +8,7 @@ refuses the same entry at the same point; a refused entry changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -117,32 +118,40 @@ def check_data(value: Any, what: str) -> int:
     problem = value_problem(value)
     if problem is not None:
         raise Rejected("invalid_request", f"{what} {problem}")
-    return _checked_size(value, what)
+    size = len(orjson.dumps(value))  # encoded_size, inline: called for every transition
+    if size > MAX_DATA_BYTES:
+        raise too_large(what, size)
+    return size
 
 
-def check_merged(data: dict[str, Any], what: str, fresh: frozenset[str]) -> int:
+def check_merged(data: dict[str, Any], what: str | Callable[[], str], fresh: frozenset[str]) -> int:
     """`check_data` of an object's resulting data whose values, but for the `fresh`
     keys, come from data that already passed it (the stored data, the checked
     payload): the merged top-level mapping is as deep as its deepest value, so only
     the fresh values are walked; the size is measured whole. The same refusal, with
     the same message, as `check_data(data, what)` (the walk visits the fresh values
-    in the order the whole walk would)."""
+    in the order the whole walk would). `what` may be a function that says it: it is
+    called only to word a refusal (an f-string per transition cost more than the check)."""
     if fresh:
         problem = value_problem({k: v for k, v in data.items() if k in fresh})
         if problem is not None:
-            raise Rejected("invalid_request", f"{what} {problem}")
-    return _checked_size(data, what)
-
-
-def _checked_size(value: Any, what: str) -> int:
-    size = encoded_size(value)
+            raise Rejected("invalid_request", f"{_said(what)} {problem}")
+    size = len(orjson.dumps(data))
     if size > MAX_DATA_BYTES:
-        raise Rejected(
-            "payload_too_large",
-            f"{what} would be {size:,} bytes as JSON; the limit for an object's data is"
-            f" {MAX_DATA_BYTES:,} bytes",
-        )
+        raise too_large(_said(what), size)
     return size
+
+
+def _said(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
+
+
+def too_large(what: str, size: int) -> Rejected:
+    return Rejected(
+        "payload_too_large",
+        f"{what} would be {size:,} bytes as JSON; the limit for an object's data is"
+        f" {MAX_DATA_BYTES:,} bytes",
+    )
 
 
 def check_text(text: str | None, what: str, limit: int = MAX_ERROR_CHARS) -> None:

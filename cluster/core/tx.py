@@ -20,14 +20,23 @@ _MISSING = object()
 
 
 class Tx:
+    # slots: a Tx is built for every entry and every batch operation, and its
+    # attributes are read on every step of an apply
+    __slots__ = ("_histories", "_machines", "_objects", "_tombstones", "budget", "deadlines",
+                 "events", "index", "now_iso", "now_ms", "parent", "state")
+
     def __init__(self, state: ClusterState, now_ms: int, index: int, parent: Tx | None = None):
         self.state = state
         self.parent = parent
         self.now_ms = now_ms
-        self.now_iso: str = parent.now_iso if parent is not None else iso_entry_ms(now_ms)
         self.index = index
-        # the entry's step budget, shared with every child (limits.py)
-        self.budget: Budget = parent.budget if parent is not None else Budget()
+        if parent is None:
+            self.now_iso: str = iso_entry_ms(now_ms)
+            # the entry's step budget, shared with every child (limits.py)
+            self.budget: Budget = Budget()
+        else:
+            self.now_iso = parent.now_iso
+            self.budget = parent.budget
         self._objects: dict[ObjectKey, ObjectRecord | None] = {}
         self._histories: dict[ObjectKey, tuple[dict[str, Any], ...]] = {}
         self._machines: dict[str, MachineEntry | None] = {}
@@ -54,7 +63,8 @@ class Tx:
             return found  # type: ignore[return-value]
         if self.parent is not None:
             return self.parent.get_object(key)
-        return self.state.get_object(*key)
+        table = self.state.objects.get(key[0])  # state.get_object, inline
+        return table.get(key[1]) if table is not None else None
 
     def get_history(self, key: ObjectKey) -> tuple[dict[str, Any], ...]:
         found = self._histories.get(key)
@@ -79,7 +89,7 @@ class Tx:
             return found  # type: ignore[return-value]
         if self.parent is not None:
             return self.parent.machine(name)
-        return self.state.machine(name)
+        return self.state.machines_by_name.get(name)
 
     # -- staged writes ----------------------------------------------------
 
@@ -125,21 +135,27 @@ class Tx:
 
     def commit(self) -> None:
         state = self.state
-        for name, entry in self._machines.items():
-            if entry is None:
-                state.machines_by_name.pop(name, None)
-            else:
-                state.machines_by_name[name] = entry
+        if self._machines:  # most entries touch no machine, tombstone or deadline:
+            for name, entry in self._machines.items():  # no loop is set up for them
+                if entry is None:
+                    state.machines_by_name.pop(name, None)
+                else:
+                    state.machines_by_name[name] = entry
         for key, record in self._objects.items():
             state.put_object(key, record)
-        for key, history in self._histories.items():
-            if history:
-                state.histories[key] = history
-            else:
-                state.histories.pop(key, None)
-        for key, version in self._tombstones.items():
-            state.put_tombstone(key, version)
-        for deadline in self.deadlines:
-            state.push_deadline(deadline)
+        if self._histories:
+            histories = state.histories
+            for key, history in self._histories.items():
+                if history:
+                    histories[key] = history
+                else:
+                    histories.pop(key, None)
+        if self._tombstones:
+            for key, version in self._tombstones.items():
+                state.put_tombstone(key, version)
+        if self.deadlines:
+            for deadline in self.deadlines:
+                state.push_deadline(deadline)
         state.clock_ms = self.now_ms
-        state.last_index = max(state.last_index, self.index)
+        if self.index > state.last_index:
+            state.last_index = self.index
