@@ -64,10 +64,11 @@ def choose(
     name: str,
     defs: tuple[TransitionDef, ...],
     payload: dict[str, Any],
+    payload_size: int | None = None,
 ) -> tuple[TransitionDef, EvalContext, dict[str, Any]]:
     """The first candidate whose `from` matches and whose conditions pass, with the
     evaluation context and the resulting data it computed (callers that only need the
-    candidate take `[0]`)."""
+    candidate take `[0]`). `payload_size`: the payload's size as JSON, if measured."""
     state = record.state if record is not None else None
     if record is None and not any(d.creates for d in defs):
         creators = machine.allowed_from(None)
@@ -98,7 +99,13 @@ def choose(
             f"(allowed: {', '.join(allowed) or 'none'})",
             [{"state": state, "allowed": allowed}],
         )
-    ctx = eval_context(tx, record, oid, payload)
+    ctx = EvalContext(  # eval_context, inline
+        payload,
+        record.data if record is not None else {},
+        ObjectView(oid, record.version, state) if record is not None else ObjectView(oid, 0, None),
+        tx.now_iso,
+        tx.budget.meter,
+    )
     failures: list[list[GuardFailure]] = []
     budget = tx.budget
     for candidate in matching:
@@ -106,7 +113,7 @@ def choose(
         budget.used += candidate.cost
         if budget.used > budget.limit:
             budget.meter(0)  # raises BudgetExceeded
-        problems, data = checked_data(machine, record, candidate, ctx)
+        problems, data = checked_data(machine, record, candidate, ctx, payload_size)
         if not problems:
             return candidate, ctx, data
         failures.append(problems)
@@ -145,7 +152,11 @@ def candidate_failures(
 
 
 def checked_data(
-    machine: MachineDef, record: ObjectRecord | None, d: TransitionDef, ctx: EvalContext
+    machine: MachineDef,
+    record: ObjectRecord | None,
+    d: TransitionDef,
+    ctx: EvalContext,
+    payload_size: int | None = None,
 ) -> tuple[list[GuardFailure], dict[str, Any]]:
     """The candidate's guard failures, and (when there are none) the object's resulting data."""
     if d.follows is not None:
@@ -175,7 +186,7 @@ def checked_data(
     if problems:
         return problems, {}
     try:
-        new_data = resulting_data(d, record, ctx)
+        new_data = resulting_data(d, record, ctx, payload_size)
     except Rejected as exc:
         if exc.rejection.code != "guard_failed":
             raise  # a limit, not a guard: the request is refused as it is
@@ -187,8 +198,10 @@ def checked_data(
 
 
 def resulting_data(
-    d: TransitionDef, record: ObjectRecord | None, ctx: EvalContext
+    d: TransitionDef, record: ObjectRecord | None, ctx: EvalContext, dst_size: int | None = None
 ) -> dict[str, Any]:
+    """The object's data after the transition (data mode, then `set`), checked against the
+    data limits. `dst_size`: the size of `ctx.dst` as JSON, if known (checked already)."""
     mode = d.data_mode
     if mode == "replace":
         data = dict(ctx.dst)
@@ -200,6 +213,13 @@ def resulting_data(
         data = {**record.data, **ctx.dst}
     if d.set_fields:
         _set_fields(d, data, ctx)
+    elif dst_size is not None and mode != "keep" and len(data) == len(ctx.dst):
+        # without `set`, merged data with no key beyond the payload's holds exactly the
+        # payload's pairs (the payload wins), and JSON's size does not depend on key
+        # order: it is the payload's size, measured and checked already
+        if dst_size >> 10:
+            meter(ctx, dst_size)
+        return data
     # the payload and the stored data passed `check_data` already (when checked or
     # stored): only what `set` computed is walked again, the size is measured whole
     fresh = frozenset(field for field, _ in d.set_fields) if d.set_fields else _NONE

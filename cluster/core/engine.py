@@ -55,10 +55,11 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
             return apply_member(state.members, command)
         except Rejected as exc:
             return Outcome.rejected(exc.rejection)
-    now = max(state.clock_ms, entry.at_ms)
+    now = entry.at_ms if entry.at_ms > state.clock_ms else state.clock_ms
     key = entry.idempotency_key
-    fingerprint = command_fingerprint(command) if key else ""
+    fingerprint = ""
     if key:
+        fingerprint = command_fingerprint(command)
         prior = state.idempotency.get(key)
         if prior is not None and prior.at_ms >= now - state.idempotency_window_ms:
             if prior.fingerprint != fingerprint:
@@ -81,8 +82,7 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
     if outcome.status == "rejected":
         return outcome  # an atomic batch that failed: its results say why, nothing applies
     tx.commit()
-    outcome = Outcome(outcome.status, outcome.raw_body, None, tuple(tx.events), outcome.results,
-                      outcome.record)
+    outcome = msgspec.structs.replace(outcome, events=tuple(tx.events))
     if key:
         record = orjson.dumps(outcome_to_dict(outcome)).decode()
         state.remember_idempotency(key, IdempotencyRecord(fingerprint, record, now))

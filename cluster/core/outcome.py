@@ -34,7 +34,7 @@ class Rejected(Exception):
         self.rejection = Rejection(code, message, tuple(details or ()))
 
 
-class Outcome(msgspec.Struct, frozen=True):
+class Outcome(msgspec.Struct, frozen=True, gc=False):
     """Built (twice) for every applied entry: a msgspec struct, built in C."""
 
     status: Status

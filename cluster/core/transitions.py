@@ -35,25 +35,29 @@ MAX_THEN_DEPTH = THEN_DEPTH
 
 
 def apply_transition_command(tx: Tx, cmd: Transition) -> Outcome:
-    entry = require_machine(tx, cmd.machine)
+    # the common case without a call; require_machine/transition_defs word the refusals
+    entry = tx.machine(cmd.machine) or require_machine(tx, cmd.machine)
     record = tx.get_object((cmd.machine, cmd.id))
-    machine = compiled(entry, record.revision if record else None)
+    machine = compiled(entry, record.revision if record is not None else None)
     payload = cmd.data or {}
-    check_data(payload, "the request's data")
-    defs = transition_defs(machine, cmd.transition)
-    check_expected_version(record, cmd.expected_version)
+    payload_size = check_data(payload, "the request's data")
+    defs = machine.transitions.get(cmd.transition) or transition_defs(machine, cmd.transition)
+    if cmd.expected_version is not None:
+        check_expected_version(record, cmd.expected_version)
     if record is not None and record.pending is not None:
         raise Rejected(
             "pending_change",
             f"object '{cmd.id}' has a pending change '{record.pending.change}' "
             f"({record.pending.transition}) waiting for votes; vote on it or withdraw it first",
         )
-    chosen, ctx, data = choose(tx, machine, record, cmd.id, cmd.transition, defs, payload)
+    chosen, ctx, data = choose(tx, machine, record, cmd.id, cmd.transition, defs, payload,
+                               payload_size)
     if chosen.votes is not None and record is not None:
         return propose_change(tx, record, chosen, payload)
     new_record, event = advance(tx, entry, machine, record, cmd.id, chosen, payload,
                                 checked=(ctx, data))
     return Outcome("created" if record is None else "applied", {"event": event}, record=new_record)
+
 
 def advance(
     tx: Tx,
@@ -71,9 +75,15 @@ def advance(
     `checked`: the context and resulting data `choose` computed for this candidate
     against this same record (so they are not computed twice).
     """
-    tx.charge(ADVANCE_STEPS)
-    ctx, data = checked if checked is not None else (eval_context(tx, record, oid, payload), None)
-    if data is None:
+    budget = tx.budget  # tx.charge(ADVANCE_STEPS), inline
+    budget.priced += ADVANCE_STEPS
+    budget.used += ADVANCE_STEPS
+    if budget.used > budget.limit:
+        budget.meter(0)  # raises BudgetExceeded
+    if checked is not None:
+        ctx, data = checked
+    else:
+        ctx = eval_context(tx, record, oid, payload)
         data = resulting_data(d, record, ctx)
     now = tx.now_ms
     if record is None:
@@ -95,7 +105,9 @@ def advance(
         new_record = ObjectRecord(
             machine.name, oid, record.revision, to, record.state, data, version,
             record.generation + 1 if d.restart else record.generation, None, tasks,
-            record.created_at_ms, now, expires_at, tx.index, applied_names(record, d))
+            record.created_at_ms, now, expires_at, tx.index,
+            record.applied if d.name in record.applied and not d.restart
+            else applied_names(record, d))
     key = (machine.name, oid)
     event = transition_event(
         tx, new_record, "created" if record is None else "transition", d.name, payload
@@ -105,8 +117,7 @@ def advance(
         tx.put_machine(entry.name, entry)
         if version > 1:  # created again: the object carries its version, not a tombstone
             tx.put_tombstone(key, None)
-    tx.put_object(key, new_record)
-    tx.record_event(key, event, machine.history)
+    tx.put_object(key, new_record, event, machine.history)
     if d.emit:
         tx.publish({**event, "kind": "emitted", "event": d.emit})
     if entered:
@@ -114,7 +125,7 @@ def advance(
             tx.publish({**event, "kind": "task", "data": task.config, "task": task.name,
                         "status": "issued", "error": None, "attempts": task.attempts})
     if expires_at is not None:
-        tx.schedule((expires_at, machine.name, oid, "timeout", version))
+        tx.deadlines.append((expires_at, machine.name, oid, "timeout", version))  # schedule
     if state_def.terminal and state_def.remove:
         remove_object(tx, new_record, reason=f"entered terminal state '{to}'")
         return new_record, event

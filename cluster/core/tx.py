@@ -10,6 +10,7 @@ counts the entry's steps against its budget (limits.py).
 
 from __future__ import annotations
 
+from heapq import heappush
 from typing import Any
 
 from .limits import Budget
@@ -17,6 +18,7 @@ from .records import MachineEntry, ObjectRecord, iso_entry_ms
 from .state import ClusterState, Deadline, ObjectKey
 
 _MISSING = object()
+_dict_set = dict.__setitem__
 
 
 class Tx:
@@ -93,10 +95,28 @@ class Tx:
 
     # -- staged writes ----------------------------------------------------
 
-    def put_object(self, key: ObjectKey, record: ObjectRecord | None) -> None:
+    def put_object(
+        self,
+        key: ObjectKey,
+        record: ObjectRecord | None,
+        event: dict[str, Any] | None = None,
+        keep: int = 0,
+    ) -> None:
+        """Stages the object's new record (None: removed), and `record_event(key, event,
+        keep)` when an event is given (one call for what a transition does)."""
         self._objects[key] = record
         if record is None:
             self._histories[key] = ()
+        elif event is not None:  # record_event, inline
+            self.events.append(event)
+            if keep > 0:
+                history = self._histories.get(key)
+                if history is None:
+                    history = (self.parent.get_history(key) if self.parent is not None
+                               else self.state.histories.get(key, ()))
+                if len(history) >= keep:  # the oldest events drop out: one copy, not two
+                    history = history[len(history) - keep + 1 :]
+                self._histories[key] = history + (event,)
 
     def put_tombstone(self, key: ObjectKey, version: int | None) -> None:
         """A removed id keeps its last version for a later creation (None: forget it)."""
@@ -141,8 +161,15 @@ class Tx:
                     state.machines_by_name.pop(name, None)
                 else:
                     state.machines_by_name[name] = entry
+        objects = state.objects
         for key, record in self._objects.items():
-            state.put_object(key, record)
+            table = objects.get(key[0]) if record is not None else None
+            if table is not None and key[1] in table:
+                # an existing id gets its new record: state.put_object's common case, inline
+                # (the SortedDict's sorted keys do not change)
+                _dict_set(table, key[1], record)
+            else:
+                state.put_object(key, record)
         if self._histories:
             histories = state.histories
             for key, history in self._histories.items():
@@ -155,7 +182,7 @@ class Tx:
                 state.put_tombstone(key, version)
         if self.deadlines:
             for deadline in self.deadlines:
-                state.push_deadline(deadline)
+                heappush(state.deadlines, deadline)  # state.push_deadline, inline
         state.clock_ms = self.now_ms
         if self.index > state.last_index:
             state.last_index = self.index
