@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 from sortedcontainers import SortedDict
 
+from .history import events
 from .members import MemberInfo
 from .outcome import Outcome, Rejection
 from .records import IdempotencyRecord, MachineEntry, ObjectRecord, PendingChange, TaskRecord
@@ -122,7 +123,9 @@ def dumps(state: ClusterState) -> bytes:
             ],
         })
         objects = [r for table in state.objects.values() for r in table.values()]
-        histories = [(m, i, h) for (m, i), h in state.histories.items()]
+        # a staged history (history.py) is written as its plain events: the same bytes
+        histories = [(m, i, h if not h or h[0].__class__ is not int else events(h))
+                     for (m, i), h in state.histories.items()]
         tail = _encoder.encode({
             "idempotency": [
                 [k, r.fingerprint, r.outcome, r.at_ms] for k, r in state.idempotency.items()

@@ -13,6 +13,8 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
+from .history import History
+from .history import events as history_events
 from .members import MemberInfo
 from .records import IdempotencyRecord, MachineEntry, ObjectRecord
 
@@ -42,7 +44,8 @@ class ClusterState:
         self.last_index = 0
         self.machines_by_name: dict[str, MachineEntry] = {}
         self.objects: dict[str, SortedDict] = {}  # machine -> SortedDict[id, ObjectRecord]
-        self.histories: dict[ObjectKey, tuple[dict[str, Any], ...]] = {}
+        # (machine, id) -> the object's history (history.py: read it with `events`)
+        self.histories: dict[ObjectKey, History] = {}
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.deadlines: list[Deadline] = []
         self.tombstones: dict[ObjectKey, int] = {}  # removed id -> its last version
@@ -99,7 +102,7 @@ class ClusterState:
         return counts
 
     def history(self, machine: str, id: str, limit: int = 100) -> list[dict[str, Any]]:
-        events = self.histories.get((machine, id), ())
+        events = history_events(self.histories.get((machine, id), ()))
         return list(reversed(events[-limit:])) if limit > 0 else []
 
     def machine(self, name: str) -> MachineEntry | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from heapq import heappush
 from typing import Any
 
+from .history import History, appended
 from .limits import Budget
 from .records import MachineEntry, ObjectRecord, iso_entry_ms
 from .state import ClusterState, Deadline, ObjectKey
@@ -40,7 +41,7 @@ class Tx:
             self.now_iso = parent.now_iso
             self.budget = parent.budget
         self._objects: dict[ObjectKey, ObjectRecord | None] = {}
-        self._histories: dict[ObjectKey, tuple[dict[str, Any], ...]] = {}
+        self._histories: dict[ObjectKey, History] = {}
         self._machines: dict[str, MachineEntry | None] = {}
         self._tombstones: dict[ObjectKey, int | None] = {}
         self.deadlines: list[Deadline] = []
@@ -68,7 +69,8 @@ class Tx:
         table = self.state.objects.get(key[0])  # state.get_object, inline
         return table.get(key[1]) if table is not None else None
 
-    def get_history(self, key: ObjectKey) -> tuple[dict[str, Any], ...]:
+    def get_history(self, key: ObjectKey) -> History:
+        """The object's history as stored (history.py: read its events with `events`)."""
         found = self._histories.get(key)
         if found is not None:
             return found
@@ -114,9 +116,7 @@ class Tx:
                 if history is None:
                     history = (self.parent.get_history(key) if self.parent is not None
                                else self.state.histories.get(key, ()))
-                if len(history) >= keep:  # the oldest events drop out: one copy, not two
-                    history = history[len(history) - keep + 1 :]
-                self._histories[key] = history + (event,)
+                self._histories[key] = appended(history, event, keep)
 
     def put_tombstone(self, key: ObjectKey, version: int | None) -> None:
         """A removed id keeps its last version for a later creation (None: forget it)."""
@@ -126,10 +126,7 @@ class Tx:
         """Adds an event to the entry's output and to the object's bounded history."""
         self.events.append(event)
         if keep > 0:
-            history = self.get_history(key)
-            if len(history) >= keep:  # the oldest events drop out: one copy, not two
-                history = history[len(history) - keep + 1 :]
-            self._histories[key] = history + (event,)
+            self._histories[key] = appended(self.get_history(key), event, keep)
 
     def publish(self, event: dict[str, Any]) -> None:
         """An event for the feed only (e.g. `emitted`), not kept in the object's history."""

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import orjson
 import redis
 
+from cluster.core.history import events
 from cluster.core.state import ClusterState
 
 from .redis import DEFAULT_PREFIX, namespace
@@ -247,7 +248,7 @@ class Projection:
             index = self.source.applied_through
             state = self.source.state
             records = [r for table in state.objects.values() for r in table.values()]
-            histories = list(state.histories.values())
+            histories = [events(h) for h in state.histories.values()]
         stream_last = self._stream_last_index()
         sets: dict[str, list[str]] = {}
         wanted_objects = set()

@@ -1,0 +1,150 @@
+"""What the apply's speed-ups of issue 14, round four, must not change.
+
+A staged history (cluster/core/history.py) holds exactly the newest `keep` events a
+plain tuple would, in order, whatever `keep` does between appends; the engine's
+reads, snapshots and a snapshot taken mid-staging give what plain tuples gave; a
+resulting data that reuses the payload's measured size meters and refuses exactly
+as measuring it would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cluster.core import codec
+from cluster.core.candidates import resulting_data
+from cluster.core.entries import Transition
+from cluster.core.history import RECENT, appended, events
+from cluster.core.outcome import Rejected
+from cluster.core.records import ObjectRecord
+from schema_lang.model import EvalContext, ObjectView, TransitionDef
+
+from .engine_driver import Driver
+
+
+def _event(n: int) -> dict[str, Any]:
+    return {"index": n, "kind": "transition"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.integers(0, 130),
+    appends=st.lists(st.integers(1, 120), max_size=150),
+)
+def test_a_staged_history_keeps_what_a_plain_tuple_keeps(start: int, appends: list[int]) -> None:
+    """`start` events loaded from a snapshot (possibly more than `keep`), then appends with
+    the `keep` each came with (a machine revision may change it)."""
+    history: tuple[Any, ...] = tuple(_event(n) for n in range(start))
+    model = list(history)
+    for n, keep in enumerate(appends, start):
+        event = _event(n)
+        history = appended(history, event, keep)
+        model = (model + [event])[-keep:]
+        assert list(events(history)) == model
+        staged = bool(history) and history[0].__class__ is int
+        if staged:  # (skip, older, recent): recent stays short, skip inside older
+            skip, older, recent = history
+            assert len(recent) < RECENT and 0 <= skip < len(older)
+        else:
+            assert all(e.__class__ is dict for e in history)
+
+
+HISTORY_MACHINE = """
+history: 20
+states:
+  a: {}
+  b: {}
+transitions:
+  create: {from: null, to: a}
+  touch: {from: a}
+  go: {from: a, to: b}
+  leave: {from: b, to: a}
+"""
+
+
+def _touches(driver: Driver, oid: str, count: int) -> None:
+    for n in range(count):
+        outcome = driver.move("h", oid, "touch", {"n": n})
+        assert outcome.ok, outcome.error
+
+
+def test_reads_and_snapshots_of_staged_histories_are_the_plain_events() -> None:
+    driver = Driver()
+    driver.machine("h", HISTORY_MACHINE)
+    assert driver.move("h", "x", "create").ok
+    _touches(driver, "x", 57)  # 58 events, 20 kept: staged (57 - 16 * 3 = 9 recent)
+    stored = driver.state.histories[("h", "x")]
+    assert stored[0].__class__ is int
+    newest_first = driver.state.history("h", "x", limit=100)
+    assert [e["data"]["n"] for e in newest_first] == list(range(56, 36, -1))
+    assert driver.state.history("h", "x", limit=3) == newest_first[:3]
+    # the snapshot holds the plain events: a state loaded from it dumps the same bytes,
+    # and both go on to the same state (one staged, the other plain when loaded)
+    blob = codec.dumps(driver.state)
+    loaded = Driver(codec.loads(blob))
+    loaded.index, loaded.now = driver.index, driver.now
+    assert codec.dumps(loaded.state) == blob
+    for d in (driver, loaded):
+        _touches(d, "x", 30)
+    assert codec.dumps(loaded.state) == codec.dumps(driver.state)
+    assert loaded.state.history("h", "x") == driver.state.history("h", "x")
+
+
+def test_a_refused_entry_leaves_a_staged_history_as_it_was() -> None:
+    driver = Driver()
+    driver.machine("h", HISTORY_MACHINE)
+    assert driver.move("h", "x", "create").ok
+    _touches(driver, "x", 25)
+    before = driver.state.histories[("h", "x")]
+    blob = codec.dumps(driver.state)
+    assert not driver.run(Transition("h", "x", "leave")).ok
+    assert driver.state.histories[("h", "x")] is before and codec.dumps(driver.state) == blob
+
+
+def _record(data: dict[str, Any]) -> ObjectRecord:
+    return ObjectRecord("m", "o", "r", "a", None, data, 1, 1, None, (), 0, 0, None, 1, ())
+
+
+BIG = "x" * 1500  # over a KiB: the data steps are metered
+
+
+@pytest.mark.parametrize(
+    ("mode", "stored", "payload"),
+    [
+        ("merge", {}, {"a": BIG}),
+        ("merge", {"a": 1}, {"a": BIG}),  # every stored key in the payload: the payload's size
+        ("merge", {"b": BIG}, {"a": 1}),  # a stored key beyond it: measured
+        ("merge", {"b": "y" * 700}, {"a": "z" * 700}),  # each < 1 KiB, together more
+        ("replace", {"b": BIG}, {"a": 1}),
+        ("keep", {"b": BIG}, {"a": 1}),  # keep: the stored data, not the payload
+        ("keep", {}, {"a": BIG}),
+    ],
+)
+def test_the_payload_size_shortcut_meters_as_measuring_does(
+    mode: Any, stored: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    import orjson
+
+    d = TransitionDef("t", False, False, frozenset({"a"}), "a", data_mode=mode)
+    record = _record(stored)
+    results = []
+    for size in (None, len(orjson.dumps(payload))):
+        steps: list[int] = []
+        ctx = EvalContext(payload, stored, ObjectView("o", 1, "a"), "now", steps.append)
+        results.append((resulting_data(d, record, ctx, size), steps))
+    assert results[0] == results[1]
+
+
+def test_the_payload_size_shortcut_refuses_as_measuring_does() -> None:
+    d = TransitionDef("t", False, False, frozenset({"a"}), "a")
+    stored = {"b": "y" * 40_000}
+    record = _record(stored)
+    payload = {"a": "z" * 40_000}
+    ctx = EvalContext(payload, stored, ObjectView("o", 1, "a"), "now", None)
+    with pytest.raises(Rejected) as refused:
+        resulting_data(d, record, ctx, 40_008)
+    assert refused.value.rejection.code == "payload_too_large"
