@@ -2,7 +2,8 @@
 
 No Raft, no HTTP: this measures what one node's apply loop can do at best, so
 that cluster figures can be read against it. The cyclic GC runs as on a node: the
-state is frozen once built and every FREEZE_EVERY transitions (gc_policy).
+state is frozen once built and every FREEZE_EVERY transitions, and automatic young
+collections come every YOUNG_THRESHOLD allocations (gc_policy).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from cluster.core.engine import apply
 from cluster.core.entries import Batch, Entry, PutMachine, Transition
 from cluster.core.state import ClusterState
-from cluster.gc_policy import collect_and_freeze
+from cluster.gc_policy import collect_and_freeze, raise_young_threshold
 from schema_lang import compile_machine, load_example
 from schema_lang.model import EvalContext, ObjectView
 
@@ -50,9 +51,18 @@ def timed(name: str, operations: int, body: Callable[[], Any]) -> CoreResult:
 FREEZE_EVERY = 20_000
 
 
-def _freeze_at_start() -> None:
-    """What the node does once it has loaded its state (the entries are the log)."""
+def _freeze_at_start() -> tuple[int, int, int]:
+    """What the node does once it has loaded its state (the entries are the log), and
+    the young-generation threshold it runs with; returns the thresholds to restore."""
     collect_and_freeze()
+    thresholds = gc.get_threshold()
+    raise_young_threshold()
+    return thresholds
+
+
+def _as_before(thresholds: tuple[int, int, int]) -> None:
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def guard_evaluations(n: int) -> CoreResult:
@@ -98,11 +108,11 @@ def transitions(n: int, objects: int = 1_000) -> CoreResult:
             if i % FREEZE_EVERY == 0:
                 collect_and_freeze()
 
-    _freeze_at_start()
+    thresholds = _freeze_at_start()
     try:
         return timed(f"applied transitions (lock, {objects:,} objects)", n, run)
     finally:
-        gc.unfreeze()
+        _as_before(thresholds)
 
 
 def batched_transitions(n: int, size: int = 100, objects: int = 1_000) -> CoreResult:
@@ -122,11 +132,11 @@ def batched_transitions(n: int, size: int = 100, objects: int = 1_000) -> CoreRe
             if i % (FREEZE_EVERY // size) == 0:
                 collect_and_freeze()
 
-    _freeze_at_start()
+    thresholds = _freeze_at_start()
     try:
         return timed(f"applied transitions in batches of {size}", len(batches) * size, run)
     finally:
-        gc.unfreeze()
+        _as_before(thresholds)
 
 
 def run_core(scale: float = 1.0) -> list[CoreResult]:
