@@ -144,10 +144,14 @@ class Tx:
         parent = self.parent
         assert parent is not None
         parent._objects.update(self._objects)
-        parent._histories.update(self._histories)
-        parent._machines.update(self._machines)
-        parent._tombstones.update(self._tombstones)
-        parent.deadlines.extend(self.deadlines)
+        if self._histories:  # a batch merges one child per operation: no empty updates
+            parent._histories.update(self._histories)
+        if self._machines:
+            parent._machines.update(self._machines)
+        if self._tombstones:
+            parent._tombstones.update(self._tombstones)
+        if self.deadlines:
+            parent.deadlines.extend(self.deadlines)
         parent.events.extend(self.events)
 
     def commit(self) -> None:
