@@ -45,6 +45,8 @@ from .transitions import apply_transition_command
 from .tx import Tx
 from .votes import require_object, vote, withdraw
 
+_replace = msgspec.structs.replace
+
 
 def apply(state: ClusterState, entry: Entry) -> Outcome:
     command = entry.command
@@ -82,7 +84,7 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
     if outcome.status == "rejected":
         return outcome  # an atomic batch that failed: its results say why, nothing applies
     tx.commit()
-    outcome = msgspec.structs.replace(outcome, events=tuple(tx.events))
+    outcome = _replace(outcome, events=tuple(tx.events))
     if key:
         record = orjson.dumps(outcome_to_dict(outcome)).decode()
         state.remember_idempotency(key, IdempotencyRecord(fingerprint, record, now))
