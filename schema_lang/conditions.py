@@ -43,6 +43,9 @@ from .model import Condition, EvalContext, GuardFailure
 from .nodes import Node
 from .rule_keywords import (
     KEYWORDS,
+    MEMO,
+    MEMO_TEXT,
+    VALUE_ONLY,
     Check,
     Site,
     Vars,
@@ -50,6 +53,8 @@ from .rule_keywords import (
     json_equal,
     json_type,
     kind,
+    memo_number,
+    remember_pass,
     unknown_vars,
 )
 from .template_functions import plain_json
@@ -251,6 +256,8 @@ def _rule_check(
     inlined, run_present, run_missing = _flatten(checks, inline=not variables)
     work = len(checks) + len(variables) + inlined
     steps_per_kib = work * DATA_STEPS_PER_KIB
+    if not variables and run_present and all(k in VALUE_ONLY for k, _ in run_present):
+        return _value_rule(work, run_present, run_missing, message)
 
     def check(value: Any, ectx: EvalContext, outer: Vars, shown: str) -> list[GuardFailure]:
         if value is MISSING:  # only `required` and opaque checks act; no vars, no steps
@@ -286,6 +293,51 @@ def _rule_check(
     # read when a rule `use`s this one (`_flatten`)
     check.rule_parts = RuleParts(  # type: ignore[attr-defined]
         bool(variables) or message is not None, work, run_present, run_missing)
+    return check
+
+
+def _value_rule(
+    work: int,
+    run_present: tuple[tuple[str | None, Any], ...],
+    run_missing: tuple[Check, ...],
+    message: str | None,
+) -> Check:
+    """`_rule_check` of a rule whose keywords look at the value alone (VALUE_ONLY, no
+    `$vars`): it passes or fails a value the same way every time, so the short strings
+    it passed are remembered (the same owners and ids come again and again) in the
+    bounded table the regexes use. A short string reads no data steps (< 1 KiB), so
+    a remembered pass meters what the checks would have: nothing."""
+    memo = memo_number()
+    steps_per_kib = work * DATA_STEPS_PER_KIB
+
+    def check(value: Any, ectx: EvalContext, outer: Vars, shown: str) -> list[GuardFailure]:
+        key = None
+        if value.__class__ is str and len(value) <= MEMO_TEXT:
+            key = (memo, value)
+            if key in MEMO:
+                return []
+        elif value is MISSING:  # only `required` acts; no steps
+            failures = [f for c in run_missing for f in c(value, ectx, outer, shown)]
+            return [_relabel(f, message) for f in failures] if message else failures
+        elif steps_per_kib and ectx.meter is not None:  # as _rule_check meters
+            if value.__class__ is str:
+                if len(value) >> 10:
+                    ectx.meter(steps_per_kib * (len(value) >> 10))
+            elif isinstance(value, str | dict | list):
+                ectx.meter(work * data_steps(value))
+        failures = []
+        for keyword, test in run_present:
+            problem = test(value, ectx, outer)
+            if problem is not None:
+                failures.append(GuardFailure(shown, keyword, f"{shown} {problem}"))
+        if failures:
+            return [_relabel(f, message) for f in failures] if message else failures
+        if key is not None:
+            remember_pass(key)
+        return failures
+
+    check.rule_parts = RuleParts(  # type: ignore[attr-defined]
+        message is not None, work, run_present, run_missing)
     return check
 
 

@@ -158,6 +158,23 @@ _MEMO: dict[tuple[int, str], bool] = {}
 _regex_numbers = itertools.count()
 
 
+MEMO = _MEMO  # also remembers the short strings a value-only rule passed (conditions.py)
+# keywords whose test looks at the value alone, never the context or `$vars`
+VALUE_ONLY = frozenset({"type", "regex", "enum", "const", "min", "max", "min_length",
+                        "max_length"})
+
+
+def memo_number() -> int:
+    """A number for a memo's keys in the shared table (a regex's, a rule's)."""
+    return next(_regex_numbers)
+
+
+def remember_pass(key: tuple[int, str]) -> None:
+    if len(_MEMO) >= MEMO_SIZE:
+        _MEMO.clear()
+    _MEMO[key] = True
+
+
 def _remembered(search: Callable[[str], bool]) -> Callable[[str], bool]:
     """A pure memo of a regex's answers for short texts: the same owners, ids and
     names are matched again and again, and a dict lookup costs a fraction of a match."""

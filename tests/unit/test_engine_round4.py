@@ -148,3 +148,50 @@ def test_the_payload_size_shortcut_refuses_as_measuring_does() -> None:
     with pytest.raises(Rejected) as refused:
         resulting_data(d, record, ctx, 40_008)
     assert refused.value.rejection.code == "payload_too_large"
+
+
+# ---- value-only rules remember the short strings they passed -------------------------
+
+MEMO_RULES = """
+a: {type: string, regex: '^a'}
+b: {type: string, regex: '^b', max_length: 3}
+"""
+
+
+def _condition(yaml_text: str) -> Any:
+    from schema_lang.conditions import CompileContext, compile_condition
+    from schema_lang.loader import load
+
+    ctx = CompileContext(load(MEMO_RULES).value, [])
+    condition = compile_condition(load(yaml_text), ctx, "t", side="$dst")
+    assert ctx.problems == [] and condition is not None
+    return condition
+
+
+def _failures(condition: Any, dst: dict[str, Any], src: dict[str, Any] | None = None) -> list:
+    ectx = EvalContext(dst, src or {}, ObjectView("o", 1, "s"), "2026-11-22T07:00:00.000Z", None)
+    return [(f.path, f.rule, f.message) for f in condition(ectx)]
+
+
+def test_a_remembered_pass_belongs_to_its_rule() -> None:
+    first, second = _condition("x: {use: a}"), _condition("x: {use: b}")
+    for _ in range(2):  # the second round answers from the memo
+        assert _failures(first, {"x": "abc"}) == []
+        assert [r for _, r, _ in _failures(second, {"x": "abc"})] == ["regex"]
+        assert _failures(second, {"x": "bcd"}) == []
+        assert [r for _, r, _ in _failures(second, {"x": "bcde"})] == ["max_length"]
+        assert [r for _, r, _ in _failures(first, {"x": 5})] == ["type", "regex"]
+
+
+def test_a_rule_that_reads_the_context_is_not_remembered() -> None:
+    condition = _condition("x: {type: string, src: owner}")
+    assert _failures(condition, {"x": "w1"}, {"owner": "w1"}) == []
+    assert [r for _, r, _ in _failures(condition, {"x": "w1"}, {"owner": "w2"})] == ["src"]
+
+
+def test_a_remembered_rule_keeps_its_message_and_required() -> None:
+    condition = _condition("x: {use: a, required: true, message: say a}")
+    assert _failures(condition, {"x": "abc"}) == []
+    assert _failures(condition, {"x": "abc"}) == []
+    assert _failures(condition, {"x": "zzz"}) == [("$dst.x", "regex", "say a")]
+    assert _failures(condition, {}) == [("$dst.x", "required", "say a")]
