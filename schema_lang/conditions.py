@@ -25,7 +25,7 @@ import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 
@@ -191,6 +191,10 @@ def _compile_fields(node: Node, ctx: CompileContext, path: str, side: str) -> Co
     fields = tuple((shown, steps[0] if len(steps) == 1 else None, steps, check)
                    for shown, steps, check in checks)
     from_src = side == "$src"
+    if len(fields) == 1:
+        shown, name, steps, check = fields[0]
+        if name is not None:
+            return _one_field(shown, name, steps, check, from_src)
 
     def every_field(ectx: EvalContext) -> list[GuardFailure]:
         data = ectx.src if from_src else ectx.dst
@@ -208,6 +212,19 @@ def _compile_fields(node: Node, ctx: CompileContext, path: str, side: str) -> Co
         return [] if failures is None else failures
 
     return every_field
+
+
+def _one_field(
+    shown: str, name: str, steps: tuple[str, ...], check: Check, from_src: bool
+) -> Condition:
+    """`every_field` of a condition on one top-level field (most are): no loop."""
+
+    def one_field(ectx: EvalContext) -> list[GuardFailure]:
+        data = ectx.src if from_src else ectx.dst
+        value = data.get(name, MISSING) if data.__class__ is dict else lookup(data, steps)
+        return check(value, ectx, _NO_VARS, shown)
+
+    return one_field
 
 
 def _compile_rule(node: Node, ctx: CompileContext, path: str, known_vars: frozenset[str]) -> Check:
@@ -257,7 +274,8 @@ def _rule_check(
     work = len(checks) + len(variables) + inlined
     steps_per_kib = work * DATA_STEPS_PER_KIB
     if not variables and run_present and all(k in VALUE_ONLY for k, _ in run_present):
-        return _value_rule(work, run_present, run_missing, message)
+        value_tests = cast(tuple[tuple[str, Any], ...], run_present)  # no opaque (None) ones
+        return _value_rule(work, value_tests, run_missing, message)
 
     def check(value: Any, ectx: EvalContext, outer: Vars, shown: str) -> list[GuardFailure]:
         if value is MISSING:  # only `required` and opaque checks act; no vars, no steps
@@ -298,7 +316,7 @@ def _rule_check(
 
 def _value_rule(
     work: int,
-    run_present: tuple[tuple[str | None, Any], ...],
+    run_present: tuple[tuple[str, Any], ...],
     run_missing: tuple[Check, ...],
     message: str | None,
 ) -> Check:

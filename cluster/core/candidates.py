@@ -87,6 +87,7 @@ def choose(
         raise Rejected(
             "terminal_state", f"object '{oid}' is in terminal state '{state}': nothing can leave it"
         )
+    matching: tuple[TransitionDef, ...]
     if len(defs) == 1:  # most names have one candidate: no list to build
         matching = defs if defs[0].leaves(state, terminal) else ()
     else:
