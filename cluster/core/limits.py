@@ -67,19 +67,22 @@ _SCALARS = (str, bool, type(None))
 
 def value_problem(value: Any) -> str | None:
     """Why a JSON value cannot be stored (nesting, integer range, non-JSON types), or None."""
-    if value.__class__ is dict:
-        # the common request: a flat mapping of strings, booleans and small integers,
-        # decided in one loop; anything else takes the full walk below
-        for key, item in value.items():
-            if key.__class__ is not str:
-                break
-            if item.__class__ in _SCALARS:
-                continue
-            if item.__class__ is not int or not MIN_INT <= item <= MAX_INT:
-                break
-        else:
-            return None
+    if value.__class__ is dict and _plainly_flat(value):
+        return None
     return _walk_problem(value)
+
+
+def _plainly_flat(value: dict[Any, Any]) -> bool:
+    """The common request: a flat mapping of strings, booleans and small integers, decided
+    in one loop (False: anything else, which takes the full walk)."""
+    for key, item in value.items():
+        if key.__class__ is not str:
+            return False
+        if item.__class__ in _SCALARS:
+            continue
+        if item.__class__ is not int or not MIN_INT <= item <= MAX_INT:
+            return False
+    return True
 
 
 def _walk_problem(value: Any) -> str | None:
@@ -115,9 +118,10 @@ def check_data(value: Any, what: str) -> int:
     """Refuses (4xx, naming the limit) a value that could not be stored and read back.
 
     Returns its size in bytes as JSON."""
-    problem = value_problem(value)
-    if problem is not None:
-        raise Rejected("invalid_request", f"{what} {problem}")
+    if value.__class__ is not dict or not _plainly_flat(value):  # value_problem's fast path
+        problem = _walk_problem(value)
+        if problem is not None:
+            raise Rejected("invalid_request", f"{what} {problem}")
     size = len(orjson.dumps(value))  # encoded_size, inline: called for every transition
     if size > MAX_DATA_BYTES:
         raise too_large(what, size)
