@@ -117,20 +117,27 @@ def delete_object(tx: Tx, cmd: DeleteObject) -> Outcome:
 
 
 def batch(tx: Tx, cmd: Batch) -> Outcome:
-    """Operations apply in order; atomic batches are all or nothing."""
+    """Operations apply in order; atomic batches are all or nothing.
+
+    Each operation of a non-atomic batch is a step of the entry's `Tx` (`begin_step`):
+    one that is refused takes back what it wrote, the others stay. An atomic batch
+    needs no steps: a refused operation drops the whole entry."""
     results: list[Outcome] = []
+    atomic = cmd.atomic
     for position, op in enumerate(cmd.operations):
-        step = tx.child()
         tx.charge(1)
+        if not atomic:
+            tx.begin_step()
         try:
-            results.append(apply_transition_command(step, op))
-            step.merge_into_parent()
+            results.append(apply_transition_command(tx, op))
         except BudgetExceeded:
             raise  # the entry as a whole is past its budget: nothing of it applies
         except Rejected as exc:
-            if cmd.atomic:
+            if atomic:
                 return aborted_batch(len(cmd.operations), position, exc.rejection)
+            tx.drop_step()
             results.append(Outcome.rejected(exc.rejection))
+    tx.end_step()
     return Outcome("ok", {"count": len(results)}, results=tuple(results))
 
 

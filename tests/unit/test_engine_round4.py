@@ -195,3 +195,87 @@ def test_a_remembered_rule_keeps_its_message_and_required() -> None:
     assert _failures(condition, {"x": "abc"}) == []
     assert _failures(condition, {"x": "zzz"}) == [("$dst.x", "regex", "say a")]
     assert _failures(condition, {}) == [("$dst.x", "required", "say a")]
+
+
+# ---- a non-atomic batch's operations are steps of one Tx, not child Txs ---------------
+
+DEEP_STEPS = "\n".join(
+    f"  s{i}: {{from: n{i}, to: n{i + 1}, then: [{{transition: s{i + 1}}}]}}" for i in range(11)
+)
+DEEP_STATES = "\n".join(f"  n{i}: {{}}" for i in range(13))
+# `s0` writes ten transitions through its `then` chain and is then refused (deeper than 10);
+# `t` from n0 creates the object, `back` removes it (terminal state with remove)
+DEEP = (f"machine: deep\nhistory: 20\nstates:\n{DEEP_STATES}\n  gone: {{terminal: true, remove: true}}\n"
+        f"transitions:\n  create: {{from: null, to: n0}}\n{DEEP_STEPS}\n  s11: {{from: n11, to: n12}}\n"
+        "  back: {from: '*', to: gone}\n")
+
+
+def _batch_world() -> Driver:
+    from .engine_driver import LOCK
+
+    driver = Driver()
+    driver.machine("lock", LOCK)
+    driver.machine("deep", DEEP)
+    for oid in ("a", "b"):
+        assert driver.move("deep", oid, "create").ok
+    return driver
+
+
+_OPS = st.one_of(
+    st.builds(lambda i, t, o: Transition("lock", i, t, {"owner": o}),
+              st.sampled_from(["l1", "l2"]),
+              st.sampled_from(["create", "acquire", "release", "renew", "destroy"]),
+              st.sampled_from(["w1", "w2", "BAD!"])),
+    st.builds(lambda i, t: Transition("deep", i, t),
+              st.sampled_from(["a", "b", "c"]), st.sampled_from(["create", "s0", "s11", "back"])),
+)
+
+
+def _batch_with_children(tx: Any, cmd: Any) -> Any:
+    """How a batch ran before round four (a child Tx per operation): the oracle."""
+    from cluster.core.engine import BudgetExceeded, Outcome, aborted_batch
+    from cluster.core.transitions import apply_transition_command
+
+    results = []
+    for position, op in enumerate(cmd.operations):
+        step = tx.child()
+        tx.charge(1)
+        try:
+            results.append(apply_transition_command(step, op))
+            step.merge_into_parent()
+        except BudgetExceeded:
+            raise
+        except Rejected as exc:
+            if cmd.atomic:
+                return aborted_batch(len(cmd.operations), position, exc.rejection)
+            results.append(Outcome.rejected(exc.rejection))
+    return Outcome("ok", {"count": len(results)}, results=tuple(results))
+
+
+def _summary(outcome: Any) -> Any:
+    return (outcome.status, outcome.error, outcome.raw_body, outcome.events,
+            [(r.status, r.error, r.raw_body) for r in outcome.results])
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches=st.lists(st.tuples(st.lists(_OPS, min_size=1, max_size=8), st.booleans()),
+                        min_size=1, max_size=4))
+def test_a_batch_applies_as_it_did_with_a_child_tx_per_operation(batches: list) -> None:
+    """Steps of one Tx give the outcomes and the state child Txs gave: a refused operation
+    leaves nothing behind, even after its `then` chain wrote ten transitions or it removed
+    an object; an atomic batch applies all of them or nothing."""
+    from cluster.core import engine
+    from cluster.core.entries import Batch, Entry
+
+    steps, children = _batch_world(), _batch_world()
+    for n, (ops, atomic) in enumerate(batches):
+        entry = Entry(Batch(tuple(ops), atomic), at_ms=1_795_000_000_000 + 1000 * n, index=100 + n)
+        outcome = engine.apply(steps.state, entry)
+        saved = engine.DISPATCH[Batch]
+        engine.DISPATCH[Batch] = _batch_with_children
+        try:
+            expected = engine.apply(children.state, entry)
+        finally:
+            engine.DISPATCH[Batch] = saved
+        assert _summary(outcome) == _summary(expected)
+        assert codec.dumps(steps.state) == codec.dumps(children.state)
