@@ -3,9 +3,10 @@
 The engine never writes to `ClusterState` directly: it reads through a `Tx`,
 stages new records in it, and commits at the end. A rejected entry simply drops
 its `Tx`, which is how "a failed entry changes nothing" holds without copying the
-state. Children (`Tx.child()`) give all-or-nothing steps inside one entry: one
-operation of a non-atomic batch, one fired deadline of a tick. The `Tx` also
-counts the entry's steps against its budget (limits.py).
+state. All-or-nothing parts inside one entry: steps (`begin_step`/`drop_step`,
+an undo log of the overlay writes) for the operations of a non-atomic batch, and
+children (`Tx.child()`) for the fired deadlines of a tick. The `Tx` also counts
+the entry's steps against its budget (limits.py).
 """
 
 from __future__ import annotations
