@@ -50,7 +50,7 @@ class Tx:
         self.events: list[dict[str, Any]] = []
         # a step's writes: (overlay, key, value before or _MISSING); None outside a step
         self._undo: list[tuple[dict[Any, Any], Any, Any]] | None = None
-        self._step_marks = (0, 0)  # len(events), len(deadlines) when the step began
+        # _step_marks: len(events), len(deadlines) when the step began (set by begin_step)
 
     def child(self) -> Tx:
         return Tx(self.state, self.now_ms, self.index, parent=self)
@@ -160,7 +160,7 @@ class Tx:
         than a child `Tx` per operation (its overlay, the reads through two levels and
         the merge cost ~1 us an operation); no child may be made during a step."""
         self._undo = []
-        self._step_marks = (len(self.events), len(self.deadlines))
+        self._step_marks: tuple[int, int] = (len(self.events), len(self.deadlines))
 
     def drop_step(self) -> None:
         """Takes back what the current step wrote, newest first; the step ends."""
