@@ -374,7 +374,7 @@ def _present(test: Callable[[Any, EvalContext, Vars], str | None], keyword: str)
         problem = test(value, ectx, vars)
         return [] if problem is None else [GuardFailure(shown, keyword, f"{shown} {problem}")]
 
-    # a rule calls the test directly (conditions._rule_check): one call less per keyword
+    # a rule calls the test directly (rule_runs.rule_check): one call less per keyword
     check.present_test = (keyword, test)  # type: ignore[attr-defined]
     return check
 
