@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 from sortedcontainers import SortedDict
 
-from .history import events
+from .history import loaded, stored
 from .members import MemberInfo
 from .outcome import Outcome, Rejection
 from .records import IdempotencyRecord, MachineEntry, ObjectRecord, PendingChange, TaskRecord
@@ -53,7 +53,7 @@ class _StateDoc(msgspec.Struct):
     idempotency_max_keys: int
     machines: list[tuple[str, str, dict[str, str], dict[str, int]]]
     objects: list[ObjectRecord]
-    histories: list[tuple[str, str, tuple[dict[str, Any], ...]]]
+    histories: list[tuple[str, str, msgspec.Raw]]  # decoded on first touch (history.py)
     idempotency: list[tuple[str, str, Any, int]]  # the outcome: JSON text (a dict before)
     deadlines: list[tuple[int, str, str, str, Any]]
     # absent from snapshots written before tombstones / members existed
@@ -123,9 +123,8 @@ def dumps(state: ClusterState) -> bytes:
             ],
         })
         objects = [r for table in state.objects.values() for r in table.values()]
-        # a staged history (history.py) is written as its plain events: the same bytes
-        histories = [(m, i, h if not h or h[0].__class__ is not int else events(h))
-                     for (m, i), h in state.histories.items()]
+        # a staged history (history.py) is written as its plain events, a loaded one as it was read
+        histories = [(m, i, stored(h)) for (m, i), h in state.histories.items()]
         tail = _encoder.encode({
             "idempotency": [
                 [k, r.fingerprint, r.outcome, r.at_ms] for k, r in state.idempotency.items()
@@ -170,7 +169,7 @@ def _state(raw: _StateDoc) -> ClusterState:
         by_machine.setdefault(record.machine, []).append(record)
     for machine, records in by_machine.items():
         state.objects[machine] = SortedDict(zip([r.id for r in records], records, strict=True))
-    state.histories = {(machine, oid): events for machine, oid, events in raw.histories}
+    state.histories = {(machine, oid): loaded(events) for machine, oid, events in raw.histories}
     for key, fingerprint, outcome, at_ms in raw.idempotency:
         if not isinstance(outcome, str):  # snapshots before records were compacted
             outcome = _encoder.encode(outcome).decode()

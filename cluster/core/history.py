@@ -17,29 +17,57 @@ The two forms are told apart by the first item: an event is a dict, a staged
 history starts with its `skip` (an int). Both are immutable, so a reader on
 another thread sees a whole history. Readers take `events(history)`; snapshots
 hold the plain events, so their format is unchanged.
+
+A history loaded from a snapshot is a third form, `msgspec.Raw`: its JSON as
+the snapshot holds it, decoded when the object is first touched (`events`,
+`appended`) and written back to a snapshot as it is (`stored`). Decoding every
+history's event dicts was most of a 1M-object restore, and most objects are
+not touched soon after one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+from msgspec import Raw
+
 Event = dict[str, Any]
-# a plain tuple of events, or (skip, older events, recent events)
-History = tuple[Any, ...]
+# a plain tuple of events, (skip, older events, recent events), or a loaded Raw
+History = tuple[Any, ...] | Raw
+
+_decode_events = msgspec.json.Decoder(tuple[dict[str, Any], ...]).decode
+
+
+def loaded(raw: Raw) -> Raw:
+    """A history as a snapshot holds it, kept encoded (a copy: not a view of the whole snapshot)."""
+    return raw.copy()
+
+
+def stored(history: History) -> Any:
+    """What a snapshot writes for `history`: its plain events (a loaded one as it was read)."""
+    if history.__class__ is Raw or not history or history[0].__class__ is not int:
+        return history
+    return events(history)
 
 RECENT = 16  # events appended before a staged history folds back into one tuple
 
 
 def events(history: History) -> tuple[Event, ...]:
     """The events of a history, oldest first."""
+    if isinstance(history, Raw):
+        return _decode_events(history)  # type: ignore[no-any-return]
     if not history or history[0].__class__ is not int:
         return history
     skip, older, recent = history
-    return older[skip:] + recent
+    return older[skip:] + recent  # type: ignore[no-any-return]
 
 
 def appended(history: History, event: Event, keep: int) -> History:
     """The history with `event` added, of at most the newest `keep` (>= 1) events."""
+    if isinstance(history, Raw):
+        history = _decode_events(history)
+        assert isinstance(history, tuple)
     if not history or history[0].__class__ is not int:
         if len(history) < RECENT:  # short: a plain copy touches few events
             if len(history) >= keep:

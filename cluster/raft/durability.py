@@ -141,7 +141,7 @@ class DurableMember:
 
     def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 - pysyncobj's names
         self._collect_sync()  # before pysyncobj computes the commit index
-        self._commit_before_tick = self._SyncObj__raftCommitIndex  # type: ignore[attr-defined]
+        self._commit_before_tick = self._SyncObj__raftCommitIndex  # type: ignore[attr-defined,has-type]
         super()._onTick(timeToWait)  # type: ignore[misc]
 
     def _SyncObj__sendNextNodeIdx(  # noqa: N802, N803
@@ -158,7 +158,7 @@ class DurableMember:
 
     def count_self_durably(self) -> None:
         """On the leader, right after pysyncobj's commit computation: count itself only up to `durable_index`."""
-        commit = self._SyncObj__raftCommitIndex  # type: ignore[attr-defined]
+        commit = self._SyncObj__raftCommitIndex  # type: ignore[attr-defined,has-type]
         durable = self.journal.durable_index
         floor = self._commit_before_tick
         if commit <= durable or commit <= floor or not self._isLeader():  # type: ignore[attr-defined]
