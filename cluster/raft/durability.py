@@ -126,9 +126,7 @@ class DurableMember:
             self._wake_raft()
 
     def _wake_raft(self) -> None:
-        notifier = getattr(self, "_SyncObj__pipeNotifier", None)
-        if notifier is not None:
-            notifier.notify()
+        self.raft_view.wake()  # type: ignore[attr-defined]  # set by RaftMember before SyncObj starts
 
     def _send_held(self, durable: int) -> None:
         sent = 0

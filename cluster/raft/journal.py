@@ -152,7 +152,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
 
         Starts nothing while a sync is in flight or nothing is dirty. On a fast
         disk (recent syncs under `PIPELINE_ABOVE_SECONDS`) it syncs right here:
-        handing a sync of a quarter of a millisecond to another thread and back
+        handing a sub-millisecond sync to another thread and back
         costs more CPU than it frees (two GIL hand-overs and a wake-up of the
         Raft thread; ~15 % more server CPU per write on the bench). Otherwise
         the sync thread runs it, `on_done` runs there when it finishes (the
