@@ -19,6 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from cluster import gc_policy
 from cluster.core.state import ClusterState
 from cluster.errors import ClusterError
 from cluster.raft.sync_stats import SyncStats
@@ -99,6 +100,7 @@ class RaftCollector(Collector):
         )
         yield from idempotency_gauges(self.node)
         yield from sync_metrics(getattr(self.node, "sync_stats", None))
+        yield from gc_metrics()
         barriers = getattr(getattr(self.node, "reads", None), "barriers_sent", None)
         if barriers is not None:
             yield CounterMetricFamily(
@@ -216,6 +218,13 @@ def sync_metrics(stats: SyncStats | None) -> Iterator[Metric]:
         ("fsm_journal_entries_per_sync", "Raft entries one journal sync made durable", stats.entries),
     ):
         yield HistogramMetricFamily(name, doc, buckets=histogram.cumulative(), sum_value=histogram.total)
+
+
+def gc_metrics() -> Iterator[Metric]:
+    """The periodic collections of this process (gc_policy): each one stops every thread."""
+    pauses = gc_policy.PAUSES
+    yield HistogramMetricFamily("fsm_gc_pause_seconds", "time one periodic garbage collection "
+                                "stopped the node", buckets=pauses.cumulative(), sum_value=pauses.total)
 
 
 class Metrics:

@@ -44,7 +44,8 @@ def test_metrics_are_prometheus_text(cluster3: Cluster) -> None:
                  "fsm_raft_leader_changes_total", "fsm_read_barriers_total",
                  "fsm_idempotency_keys", "fsm_idempotency_capacity_keys",
                  "fsm_idempotency_effective_window_seconds 600.0",
-                 "fsm_journal_sync_duration_seconds_bucket", "fsm_journal_entries_per_sync_bucket"):
+                 "fsm_journal_sync_duration_seconds_bucket", "fsm_journal_entries_per_sync_bucket",
+                 "fsm_gc_pause_seconds_bucket"):
         assert name in r.text, name
     assert 'route="/v1/machines"' in r.text
     syncs = next(line for line in r.text.splitlines() if line.startswith("fsm_journal_syncs_total "))

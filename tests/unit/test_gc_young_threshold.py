@@ -1,4 +1,4 @@
-"""The node's GC policy leaves young collections to its once-a-second collection.
+"""The node's GC policy leaves young collections to its periodic collection.
 
 Under a load of batches CPython's default threshold (700 new containers) ran
 hundreds of young collections a second; with the policy running, allocating
