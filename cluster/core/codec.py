@@ -9,8 +9,13 @@ and, on decode, builds them straight from the JSON without an intermediate
 list or dict per record. The cyclic GC is paused meanwhile (a decode allocates
 millions of containers, and every collection it would trigger walks the whole
 growing heap: most of the minute a 1M-object decode took). Objects and
-histories are encoded in slices of `SLICE` records, so another thread (the Raft
-thread, when a dump runs in the background) gets the GIL between slices.
+histories are encoded in slices sized to take about `SLICE_SECONDS` each, so
+another thread (the Raft thread and the HTTP loop, when a dump runs in the
+background) gets the GIL between slices: one encoder call holds it throughout.
+A fixed count of records was not enough: 2,000 histories of 100 events (the
+default `history`) were one 132 ms call, a stall of the whole node at every log
+compaction. The slices are joined by the caller or written one by one
+(`dump_parts`); the bytes do not depend on where the slices fall.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +38,9 @@ from .records import IdempotencyRecord, MachineEntry, ObjectRecord, PendingChang
 from .state import ClusterState
 
 STATE_FORMAT = 1
-SLICE = 2_000  # records per encoder call: ~1 ms holding the GIL (20,000: 10-40 ms)
+SLICE_SECONDS = 0.002  # what one encoder call should take (it holds the GIL throughout)
+FIRST_SLICE = 64  # items in the first call; later ones are sized by how long the last took
+MAX_SLICE = 20_000
 
 OBJECT_FIELDS: tuple[str, ...] = ObjectRecord.__struct_fields__
 TASK_FIELDS: tuple[str, ...] = TaskRecord.__struct_fields__
@@ -103,13 +111,29 @@ def collect_unless_paused() -> bool:
         return True
 
 
-def _array(items: list[Any]) -> bytes:
-    """`items` as one JSON array, encoded slice by slice."""
-    parts = [_encoder.encode(items[i:i + SLICE])[1:-1] for i in range(0, len(items), SLICE)]
-    return b"[" + b",".join(p for p in parts if p) + b"]"
+def _array(items: list[Any]) -> list[bytes]:
+    """`items` as one JSON array in parts, each an encoder call of about `SLICE_SECONDS`."""
+    parts = [b"["]
+    start, size = 0, FIRST_SLICE
+    while start < len(items):
+        began = time.perf_counter()
+        part = _encoder.encode(items[start:start + size])[1:-1]
+        took = time.perf_counter() - began
+        parts.append(part if start == 0 else b"," + part)
+        start += size
+        # at most double, so one slice of small items cannot make the next one huge
+        size = max(1, min(MAX_SLICE, 2 * size, int(size * SLICE_SECONDS / max(took, 1e-7))))
+    parts.append(b"]")
+    return parts
 
 
 def dumps(state: ClusterState) -> bytes:
+    return b"".join(dump_parts(state))
+
+
+def dump_parts(state: ClusterState) -> list[bytes]:
+    """The bytes of `dumps` in parts, to write one by one: joining a large state's parts
+    would hold the GIL for one more copy of it."""
     with gc_paused():
         head = _encoder.encode({
             "format": STATE_FORMAT,
@@ -134,8 +158,8 @@ def dumps(state: ClusterState) -> bytes:
             "version_floors": state.version_floors,
             "members": [[raft, m.http, m.name] for raft, m in state.members.items()],
         })
-        return b"".join((head[:-1], b',"objects":', _array(objects), b',"histories":',
-                         _array(histories), b",", tail[1:]))
+        return [head[:-1], b',"objects":', *_array(objects), b',"histories":',
+                *_array(histories), b",", tail[1:]]
 
 
 def loads(blob: bytes) -> ClusterState:

@@ -51,11 +51,11 @@ class SnapshotInfo:
 
 
 def write_snapshot(path: str | Path, state: ClusterState, raft_data: Any) -> None:
-    state_blob = codec.dumps(state)
+    parts = codec.dump_parts(state)  # written as they are: the GIL is free while each is written
     _command, index, term = raft_data[0]
     with open(path, "wb") as f:
-        f.write(_HEAD.pack(MAGIC, index, term, len(state_blob)))
-        f.write(state_blob)
+        f.write(_HEAD.pack(MAGIC, index, term, sum(map(len, parts))))
+        f.writelines(parts)
         f.write(pickle.dumps(raft_data, protocol=pickle.HIGHEST_PROTOCOL))
         f.flush()
         os.fsync(f.fileno())
