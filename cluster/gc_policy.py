@@ -51,7 +51,7 @@ PAUSES = Histogram(PAUSE_BUCKETS)  # this process's periodic collections, in sec
 def collect_and_freeze() -> float:
     """Collect the unfrozen objects, freeze the survivors; returns the pause in seconds.
 
-    Not while a snapshot is being decoded or encoded on another thread
+    Not while a snapshot is being decoded on another thread
     (`codec.gc_paused`): `gc.collect()`, which ignores `gc.disable()`, would walk
     every container it has built so far (5-13 s, holding the GIL, in the middle
     of loading a 1M-object dump); that pause cannot begin while this collects."""

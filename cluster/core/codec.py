@@ -6,10 +6,11 @@ positional arrays (field order of the record) to keep snapshots small.
 
 msgspec does the work in C: records are `array_like` structs, so it writes them
 and, on decode, builds them straight from the JSON without an intermediate
-list or dict per record. The cyclic GC is paused meanwhile (a decode allocates
+list or dict per record. The cyclic GC is paused during a decode (it allocates
 millions of containers, and every collection it would trigger walks the whole
-growing heap: most of the minute a 1M-object decode took). Objects and
-histories are encoded in slices sized to take about `SLICE_SECONDS` each, so
+growing heap: most of the minute a 1M-object decode took), not during an encode
+(which makes a slice's containers at a time). Objects, histories and the other
+tables are encoded in slices sized to take about `SLICE_SECONDS` each, so
 another thread (the Raft thread and the HTTP loop, when a dump runs in the
 background) gets the GIL between slices: one encoder call holds it throughout.
 A fixed count of records was not enough: 2,000 histories of 100 events (the
@@ -24,8 +25,9 @@ import dataclasses
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 import msgspec
@@ -80,8 +82,7 @@ _pauses = [0, False]  # threads inside gc_paused(); whether the GC was enabled w
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """The cyclic GC off until the last thread inside leaves (a dump thread may encode while
-    the Raft thread decodes). Collect through `collect_unless_paused`, never `gc.collect()`
+    """The cyclic GC off until the last thread inside leaves (two decodes may overlap). Collect through `collect_unless_paused`, never `gc.collect()`
     directly: that ignores `gc.disable()` and would walk the half-built state."""
     with _pause_lock:
         if _pauses[0] == 0:
@@ -98,7 +99,7 @@ def gc_paused() -> Iterator[None]:
 
 
 def collect_unless_paused() -> bool:
-    """`gc.collect()` then `gc.freeze()`, unless a decode or encode has the GC paused.
+    """`gc.collect()` then `gc.freeze()`, unless a decode has the GC paused.
 
     Under the pause lock, so a pause cannot begin while the collection runs (a
     plain `isenabled()` check raced with the Raft thread starting a decode: the
@@ -111,16 +112,20 @@ def collect_unless_paused() -> bool:
         return True
 
 
-def _array(items: list[Any]) -> list[bytes]:
-    """`items` as one JSON array in parts, each an encoder call of about `SLICE_SECONDS`."""
+def _array(items: Iterable[Any]) -> list[bytes]:
+    """`items` as one JSON array in parts, each an encoder call of about `SLICE_SECONDS`.
+
+    Items are taken from the iterable slice by slice, so the only containers a dump
+    makes are a slice's (a million history tuples made up front were what a
+    collection would walk, and what the GC used to be paused for)."""
     parts = [b"["]
-    start, size = 0, FIRST_SLICE
-    while start < len(items):
+    items = iter(items)
+    size = FIRST_SLICE
+    while chunk := list(islice(items, size)):
         began = time.perf_counter()
-        part = _encoder.encode(items[start:start + size])[1:-1]
+        part = _encoder.encode(chunk)[1:-1]
         took = time.perf_counter() - began
-        parts.append(part if start == 0 else b"," + part)
-        start += size
+        parts.append(part if len(parts) == 1 else b"," + part)
         # at most double, so one slice of small items cannot make the next one huge
         size = max(1, min(MAX_SLICE, 2 * size, int(size * SLICE_SECONDS / max(took, 1e-7))))
     parts.append(b"]")
@@ -133,33 +138,42 @@ def dumps(state: ClusterState) -> bytes:
 
 def dump_parts(state: ClusterState) -> list[bytes]:
     """The bytes of `dumps` in parts, to write one by one: joining a large state's parts
-    would hold the GIL for one more copy of it."""
-    with gc_paused():
-        head = _encoder.encode({
-            "format": STATE_FORMAT,
-            "clock_ms": state.clock_ms,
-            "last_index": state.last_index,
-            "idempotency_window_ms": state.idempotency_window_ms,
-            "idempotency_max_keys": state.idempotency_max_keys,
-            "machines": [
-                [m.name, m.revision, m.sources, m.objects_by_revision]
-                for m in state.machines_by_name.values()
-            ],
-        })
-        objects = [r for table in state.objects.values() for r in table.values()]
-        # a staged history (history.py) is written as its plain events, a loaded one as it was read
-        histories = [(m, i, stored(h)) for (m, i), h in state.histories.items()]
-        tail = _encoder.encode({
-            "idempotency": [
-                [k, r.fingerprint, r.outcome, r.at_ms] for k, r in state.idempotency.items()
-            ],
-            "deadlines": state.deadlines,
-            "tombstones": [[m, i, v] for (m, i), v in state.tombstones.items()],
-            "version_floors": state.version_floors,
-            "members": [[raft, m.http, m.name] for raft, m in state.members.items()],
-        })
-        return [head[:-1], b',"objects":', *_array(objects), b',"histories":',
-                *_array(histories), b",", tail[1:]]
+    would hold the GIL for one more copy of it.
+
+    The GC is not paused: a dump allocates a slice's containers at a time, and the
+    node's periodic collection must go on while it runs (a long dump with the GC
+    paused left seconds of the node's allocations to one long collection after it)."""
+    head = _encoder.encode({
+        "format": STATE_FORMAT,
+        "clock_ms": state.clock_ms,
+        "last_index": state.last_index,
+        "idempotency_window_ms": state.idempotency_window_ms,
+        "idempotency_max_keys": state.idempotency_max_keys,
+        "machines": [
+            [m.name, m.revision, m.sources, m.objects_by_revision]
+            for m in state.machines_by_name.values()
+        ],
+    })
+    # the document's fields in order; a staged history (history.py) is written as its plain
+    # events, a loaded one as it was read
+    tables = (
+        ("objects", (r for table in state.objects.values() for r in table.values())),
+        ("histories", ((m, i, stored(h)) for (m, i), h in state.histories.items())),
+        ("idempotency", ((k, r.fingerprint, r.outcome, r.at_ms)
+                         for k, r in state.idempotency.items())),
+        ("deadlines", state.deadlines),
+        ("tombstones", ((m, i, v) for (m, i), v in state.tombstones.items())),
+    )
+    parts = [head[:-1]]
+    for name, items in tables:
+        parts.append(b',"%s":' % name.encode())
+        parts.extend(_array(items))
+    tail = _encoder.encode({
+        "version_floors": state.version_floors,
+        "members": [[raft, m.http, m.name] for raft, m in state.members.items()],
+    })
+    parts.append(b"," + tail[1:])
+    return parts
 
 
 def loads(blob: bytes) -> ClusterState:

@@ -1,4 +1,5 @@
-"""A snapshot dump written in the background leaves the node's other threads running.
+"""A snapshot dump written in the background leaves the node's other threads running,
+and its periodic collection too.
 
 Log compaction encodes the state on a worker thread (storage/background_dump.py),
 but an encoder call holds the GIL from start to end: with 2,000 histories of 100
@@ -73,3 +74,16 @@ def test_the_bytes_do_not_depend_on_where_the_slices_fall() -> None:
         assert codec.dumps(state) == expected
     finally:
         codec.SLICE_SECONDS = saved
+
+
+def test_the_periodic_collection_goes_on_while_a_dump_is_written(tmp_path: Path) -> None:
+    state = big_histories()
+    results: list[bool] = []
+    thread = threading.Thread(target=write_snapshot, args=(tmp_path / "dump", state, [(b"", 7, 1)]))
+    thread.start()
+    while thread.is_alive():
+        results.append(codec.collect_unless_paused())  # what gc_policy runs every 0.1 s
+        time.sleep(0.005)
+    thread.join()
+    assert results, "the dump finished before a collection was tried"
+    assert all(results), f"{results.count(False)} of {len(results)} collections were skipped"

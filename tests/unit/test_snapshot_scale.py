@@ -4,7 +4,7 @@
 - a decoded state is frozen before the GC is enabled again, so the first
   allocation afterwards does not start a collection over every container the
   decode made (~4 s at 1M objects);
-- the node's periodic collection skips while a decode or encode has the
+- the node's periodic collection skips while a decode has the
   GC paused (`gc.collect()` ignores `gc.disable()`: it walked the half-built
   state, 5 s with the GIL held, while a restored node loaded its dump);
 - two threads pausing the GC at once leave it enabled when both are done.
