@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from cluster.core.entries import Batch, Command
+from cluster.core.event import json_default
 from cluster.core.outcome import Outcome
 from cluster.core.state import ClusterState
 
@@ -24,7 +25,7 @@ def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+        body=orjson.dumps(body, default=json_default), status=status, content_type="application/json", headers=headers
     )
 
 

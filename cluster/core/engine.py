@@ -32,6 +32,7 @@ from .entries import (
     Withdraw,
     command_to_dict,
 )
+from .event import json_default
 from .limits import BudgetExceeded
 from .machines import delete_machine, put_machine, require_machine
 from .members import apply_member
@@ -86,7 +87,7 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
     tx.commit()
     outcome = _replace(outcome, events=tuple(tx.events))
     if key:
-        record = orjson.dumps(outcome_to_dict(outcome)).decode()
+        record = orjson.dumps(outcome_to_dict(outcome), default=json_default).decode()
         state.remember_idempotency(key, IdempotencyRecord(fingerprint, record, now))
     return outcome
 

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from .event import Event
 from .records import ObjectRecord
 from .tx import Tx
 
 MOVES = ("created", "transition")  # event kinds that move the object between states
 
 
+def move_event(tx: Tx, record: ObjectRecord, kind: str, transition: str, data: Any) -> Event:
+    """The event of a created or moved object (`kind` in MOVES): an `Event` (event.py)."""
+    return Event(tx.index, record.machine, record.id, kind, transition, record.previous_state,
+                 record.state, record.version, data, tx.now_iso)
+
+
 def transition_event(
     tx: Tx, record: ObjectRecord, kind: str, transition: str, data: Any
 ) -> dict[str, Any]:
+    """An event as a dict, for the kinds that add keys of their own (removed, task, vote...)."""
     return {
         "index": tx.index,
         "machine": record.machine,

@@ -13,6 +13,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
+from .event import plain
 from .history import History
 from .history import events as history_events
 from .members import MemberInfo
@@ -102,8 +103,9 @@ class ClusterState:
         return counts
 
     def history(self, machine: str, id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest `limit` events, newest first, as plain dicts (event.py)."""
         events = history_events(self.histories.get((machine, id), ()))
-        return list(reversed(events[-limit:])) if limit > 0 else []
+        return [plain(e) for e in reversed(events[-limit:])] if limit > 0 else []
 
     def machine(self, name: str) -> MachineEntry | None:
         return self.machines_by_name.get(name)

@@ -23,9 +23,10 @@ from .candidates import (
     transition_defs,
 )
 from .entries import Transition
+from .event import Event
 from .limits import check_data
 from .machines import compiled, require_machine
-from .object_events import remove_object, transition_event
+from .object_events import move_event, remove_object
 from .outcome import Outcome, Rejected
 from .records import MachineEntry, ObjectRecord, TaskRecord
 from .staging import propose_change, stage_change
@@ -69,7 +70,7 @@ def advance(
     payload: dict[str, Any],
     depth: int = 0,
     checked: tuple[EvalContext, dict[str, Any]] | None = None,
-) -> tuple[ObjectRecord, dict[str, Any]]:
+) -> tuple[ObjectRecord, Event]:
     """Applies a chosen candidate; returns the final record (after `then`) and its event.
 
     `checked`: the context and resulting data `choose` computed for this candidate
@@ -109,7 +110,7 @@ def advance(
             record.applied if d.name in record.applied and not d.restart
             else applied_names(record, d))
     key = (machine.name, oid)
-    event = transition_event(
+    event = move_event(
         tx, new_record, "created" if record is None else "transition", d.name, payload
     )
     if record is None:
@@ -119,10 +120,11 @@ def advance(
             tx.put_tombstone(key, None)
     tx.put_object(key, new_record, event, machine.history)
     if d.emit:
-        tx.publish({**event, "kind": "emitted", "event": d.emit})
-    if entered:
+        tx.publish({**event.as_dict(), "kind": "emitted", "event": d.emit})
+    if entered and new_record.tasks:
+        moved = event.as_dict()
         for task in new_record.tasks:  # the feed tells workers; the history keeps reports
-            tx.publish({**event, "kind": "task", "data": task.config, "task": task.name,
+            tx.publish({**moved, "kind": "task", "data": task.config, "task": task.name,
                         "status": "issued", "error": None, "attempts": task.attempts})
     if expires_at is not None:
         tx.deadlines.append((expires_at, machine.name, oid, "timeout", version))  # schedule

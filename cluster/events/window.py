@@ -23,6 +23,8 @@ from typing import Any
 import msgspec
 import orjson
 
+from cluster.core.event import json_default
+
 MAX_SCAN = 20_000  # events one read looks at, at most (plus the rest of its last index)
 KINDS = ("created", "transition", "removed", "emitted", "task", "vote", "expired")
 
@@ -50,7 +52,7 @@ class FeedEvent(msgspec.Struct, gc=False):
         """Its SSE message `data: <JSON>\n\n`; orjson never writes a raw newline."""
         frame = self.encoded
         if frame is None:
-            frame = self.encoded = b"data: " + orjson.dumps(self.event) + b"\n\n"
+            frame = self.encoded = b"data: " + orjson.dumps(self.event, default=json_default) + b"\n\n"
         return frame
 
     @property

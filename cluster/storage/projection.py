@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import orjson
 import redis
 
+from cluster.core.event import json_default
 from cluster.core.history import events
 from cluster.core.state import ClusterState
 
@@ -221,7 +222,7 @@ class Projection:
         with self.client.pipeline(transaction=False) as pipe:
             for index, first, events, records in fresh:
                 for n, event in enumerate(events, first):
-                    pipe.xadd(self.stream_key, {"event": orjson.dumps(event)}, id=f"{index}-{n}")
+                    pipe.xadd(self.stream_key, {"event": orjson.dumps(event, default=json_default)}, id=f"{index}-{n}")
                 for (machine, oid), record in records.items():
                     self._queue_object(pipe, machine, oid, index, record)
             pipe.hset(f"{self.ns}:projection", mapping={"index": last, "leader": self.node})
@@ -302,7 +303,7 @@ class Projection:
             for event in missed:
                 index = int(event["index"])
                 n = seq[index] = seq.get(index, -1) + 1
-                pipe.xadd(self.stream_key, {"event": orjson.dumps(event)}, id=f"{index}-{n}")
+                pipe.xadd(self.stream_key, {"event": orjson.dumps(event, default=json_default)}, id=f"{index}-{n}")
             pipe.execute(raise_on_error=False)
         return len(missed)
 
