@@ -43,7 +43,7 @@ from .state import ClusterState
 from .tasks import report_task, retry_tasks
 from .timers import tick
 from .transitions import apply_transition_command
-from .tx import Tx
+from .tx import Tx, begin_tx
 from .votes import require_object, vote, withdraw
 
 _replace = msgspec.structs.replace
@@ -77,7 +77,7 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
             return msgspec.structs.replace(replayed, events=())
         if state.idempotency_full(key, now):
             return Outcome.rejected(idempotency_overloaded(state))
-    tx = Tx(state, now, entry.index)
+    tx = begin_tx(state, now, entry.index)
     try:
         outcome = DISPATCH[type(command)](tx, command)
     except Rejected as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
 
 from schema_lang.limits import (
@@ -30,15 +31,14 @@ class BudgetExceeded(Rejected):
     """An entry that needs more steps than the budget: the whole entry is refused."""
 
 
-class Budget:
-    """Steps taken by one entry; shared by the entry's `Tx` and all its children."""
+class Budget(msgspec.Struct, gc=False):
+    """Steps taken by one entry; shared by the entry's `Tx` and all its children.
 
-    __slots__ = ("limit", "priced", "used")
+    A (mutable) msgspec struct: one is built for every entry, in C."""
 
-    def __init__(self, limit: int = MAX_ENTRY_STEPS) -> None:
-        self.limit = limit
-        self.used = 0
-        self.priced = 0  # the part the cost model prices (schema_lang/cost.py)
+    limit: int = MAX_ENTRY_STEPS
+    used: int = 0
+    priced: int = 0  # the part the cost model prices (schema_lang/cost.py)
 
     def charge(self, steps: int) -> None:
         """Priced steps: rule checks, set fields, then steps, applied transitions."""

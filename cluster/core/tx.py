@@ -11,8 +11,11 @@ the entry's steps against its budget (limits.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from heapq import heappush
 from typing import Any
+
+import msgspec
 
 from .history import History, appended
 from .limits import Budget
@@ -23,37 +26,36 @@ _MISSING = object()
 _dict_set = dict.__setitem__
 
 
-class Tx:
-    # slots: a Tx is built for every entry and every batch operation, and its
-    # attributes are read on every step of an apply
-    __slots__ = ("_histories", "_machines", "_objects", "_step_marks", "_tombstones", "_undo",
-                 "budget", "deadlines", "events", "index", "now_iso", "now_ms", "parent",
-                 "state")
+def begin_tx(state: ClusterState, now_ms: int, index: int) -> Tx:
+    """The `Tx` of an entry applied at `now_ms` (its time as text, a fresh step budget)."""
+    return Tx(state, now_ms, index, iso_entry_ms(now_ms), Budget())
 
-    def __init__(self, state: ClusterState, now_ms: int, index: int, parent: Tx | None = None):
-        self.state = state
-        self.parent = parent
-        self.now_ms = now_ms
-        self.index = index
-        if parent is None:
-            self.now_iso: str = iso_entry_ms(now_ms)
-            # the entry's step budget, shared with every child (limits.py)
-            self.budget: Budget = Budget()
-        else:
-            self.now_iso = parent.now_iso
-            self.budget = parent.budget
-        self._objects: dict[ObjectKey, ObjectRecord | None] = {}
-        self._histories: dict[ObjectKey, History] = {}
-        self._machines: dict[str, MachineEntry | None] = {}
-        self._tombstones: dict[ObjectKey, int | None] = {}
-        self.deadlines: list[Deadline] = []
-        self.events: list[dict[str, Any]] = []
-        # a step's writes: (overlay, key, value before or _MISSING); None outside a step
-        self._undo: list[tuple[dict[Any, Any], Any, Any]] | None = None
-        # _step_marks: len(events), len(deadlines) when the step began (set by begin_step)
+
+class Tx(msgspec.Struct, gc=False):
+    """A (mutable) msgspec struct: one is built for every entry, in C, its overlays by
+    their default factories (a class with `__slots__` and an `__init__` took twice as
+    long). Untracked by the cyclic GC: it refers to no `Tx` but its parent, and nothing
+    it holds refers back to it. Make one with `begin_tx`, a child with `child()`."""
+
+    state: ClusterState
+    now_ms: int
+    index: int
+    now_iso: str
+    budget: Budget  # the entry's step budget, shared with every child (limits.py)
+    parent: Tx | None = None
+    _objects: dict[ObjectKey, ObjectRecord | None] = msgspec.field(default_factory=dict)
+    _histories: dict[ObjectKey, History] = msgspec.field(default_factory=dict)
+    _machines: dict[str, MachineEntry | None] = msgspec.field(default_factory=dict)
+    _tombstones: dict[ObjectKey, int | None] = msgspec.field(default_factory=dict)
+    deadlines: list[Deadline] = msgspec.field(default_factory=list)
+    events: list[Mapping[str, Any]] = msgspec.field(default_factory=list)
+    # a step's writes: (overlay, key, value before or _MISSING); None outside a step
+    _undo: list[tuple[dict[Any, Any], Any, Any]] | None = None
+    # len(events), len(deadlines) when the step began (set by begin_step)
+    _step_marks: tuple[int, int] = (0, 0)
 
     def child(self) -> Tx:
-        return Tx(self.state, self.now_ms, self.index, parent=self)
+        return Tx(self.state, self.now_ms, self.index, self.now_iso, self.budget, self)
 
     def charge(self, steps: int) -> None:
         """Counts deterministic work; past the entry's budget raises `BudgetExceeded`."""
@@ -106,7 +108,7 @@ class Tx:
         self,
         key: ObjectKey,
         record: ObjectRecord | None,
-        event: dict[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
         keep: int = 0,
     ) -> None:
         """Stages the object's new record (None: removed), and `record_event(key, event,
@@ -132,7 +134,7 @@ class Tx:
             self._log(self._tombstones, key)
         self._tombstones[key] = version
 
-    def record_event(self, key: ObjectKey, event: dict[str, Any], keep: int) -> None:
+    def record_event(self, key: ObjectKey, event: Mapping[str, Any], keep: int) -> None:
         """Adds an event to the entry's output and to the object's bounded history."""
         self.events.append(event)
         if keep > 0:
@@ -160,7 +162,7 @@ class Tx:
         than a child `Tx` per operation (its overlay, the reads through two levels and
         the merge cost ~1 us an operation); no child may be made during a step."""
         self._undo = []
-        self._step_marks: tuple[int, int] = (len(self.events), len(self.deadlines))
+        self._step_marks = (len(self.events), len(self.deadlines))
 
     def drop_step(self) -> None:
         """Takes back what the current step wrote, newest first; the step ends."""

@@ -27,7 +27,7 @@ from cluster.core.entries import PutMachine, Transition
 from cluster.core.outcome import Rejected
 from cluster.core.state import ClusterState
 from cluster.core.transitions import apply_transition_command
-from cluster.core.tx import Tx
+from cluster.core.tx import begin_tx
 from schema_lang import SchemaError, compile_machine
 from schema_lang.cost import worst_case
 from schema_lang.limits import MAX_TRANSITION_STEPS
@@ -117,7 +117,7 @@ def test_apply_stays_within_the_priced_worst_case_and_always_encodes(
     driver.machine("fz", source)
     assert driver.move("fz", "o", "create", {}).ok
     for index, (name, payload) in enumerate(requests, start=10):
-        tx = Tx(driver.state, T0 + index, index)
+        tx = begin_tx(driver.state, T0 + index, index)
         try:
             apply_transition_command(tx, Transition("fz", "o", name, payload, None))
         except Rejected as exc:
@@ -144,6 +144,6 @@ def test_the_generator_reaches_then_chains_and_use() -> None:
     driver = Driver()
     assert driver.run(PutMachine("fz", source)).ok
     assert driver.move("fz", "o", "create", {}).ok
-    tx = Tx(driver.state, T0 + 5, 5)
+    tx = begin_tx(driver.state, T0 + 5, 5)
     apply_transition_command(tx, Transition("fz", "o", "t1", {"a": "x"}, None))
     assert 4 < tx.budget.priced <= worst["t1"][0]
