@@ -204,12 +204,13 @@ def resulting_data(
     """The object's data after the transition (data mode, then `set`), checked against the
     data limits. `dst_size`: the size of `ctx.dst` as JSON, if known (checked already)."""
     mode = d.data_mode
-    if mode == "replace":
-        data = dict(ctx.dst)
-    elif mode == "keep":
+    if mode == "keep":
         data = dict(record.data) if record is not None else {}
-    elif record is None or not record.data:
-        data = dict(ctx.dst)
+    elif mode == "replace" or record is None or not record.data:
+        dst = ctx.dst
+        # the payload dict itself when `set` will not add to it: a record's data is never
+        # changed in place, nor is an event's (which holds the same payload)
+        data = dst if dst.__class__ is dict and not d.set_fields else dict(dst)  # type: ignore[assignment]
     else:
         data = {**record.data, **ctx.dst}
     if d.set_fields:

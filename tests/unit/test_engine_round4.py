@@ -46,9 +46,10 @@ def test_a_staged_history_keeps_what_a_plain_tuple_keeps(start: int, appends: li
         model = (model + [event])[-keep:]
         assert list(events(history)) == model
         staged = bool(history) and history[0].__class__ is int
-        if staged:  # (skip, older, recent): recent stays short, skip inside older
-            skip, older, recent = history
-            assert len(recent) < RECENT and 0 <= skip < len(older)
+        if staged:  # (skip, chunks, recent, held): recent stays short, skip inside chunk 0
+            skip, chunks, recent, held = history
+            assert len(recent) < RECENT and 0 <= skip < len(chunks[0])
+            assert all(chunks) and held == sum(len(c) for c in chunks)
         else:
             assert all(e.__class__ is dict for e in history)
 
