@@ -102,6 +102,8 @@ transitions:
   touch: {from: a}
   swap: {from: a, data: replace}
   stamp: {from: a, set: {stamped: "${now}"}}
+  make: {from: null, to: a, set: {stamped: "${now}"}}
+  restamp: {from: a, data: replace, set: {stamped: "${now}"}}
 """
 
 
@@ -162,9 +164,15 @@ def test_a_payload_kept_as_the_record_data_is_never_changed() -> None:
     second = {"only": 1}
     assert driver.move("h", "x", "swap", second).ok
     assert driver.state.get_object("h", "x").data is second  # type: ignore[union-attr]
+    # with `set`, never the payload: created, replaced
+    for name, oid in (("make", "y"), ("restamp", "x")):
+        given_data = {"g": name}
+        outcome = driver.move("h", oid, name, given_data)
+        assert outcome.ok and given_data == {"g": name}, outcome.error
+        assert outcome.record.data == {"g": name, "stamped": iso_ms(driver.now)}
     # the events hold the payloads as they came
-    assert [e["data"] for e in driver.state.history("h", "x")] == [{"only": 1}, {"k": "v"},
-                                                                   {"k": "v"}]
+    assert [e["data"] for e in driver.state.history("h", "x")] == [
+        {"g": "restamp"}, {"only": 1}, {"k": "v"}, {"k": "v"}]
 
 
 @settings(max_examples=200, deadline=None)
