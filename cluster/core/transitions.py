@@ -37,8 +37,9 @@ MAX_THEN_DEPTH = THEN_DEPTH
 
 def apply_transition_command(tx: Tx, cmd: Transition) -> Outcome:
     # the common case without a call; require_machine/transition_defs word the refusals
-    entry = tx.machine(cmd.machine) or require_machine(tx, cmd.machine)
-    record = tx.get_object((cmd.machine, cmd.id))
+    entry, record = tx.machine_and_object(cmd.machine, cmd.id)
+    if entry is None:
+        entry = require_machine(tx, cmd.machine)
     machine = compiled(entry, record.revision if record is not None else None)
     payload = cmd.data or {}
     payload_size = check_data(payload, "the request's data")
@@ -57,7 +58,9 @@ def apply_transition_command(tx: Tx, cmd: Transition) -> Outcome:
         return propose_change(tx, record, chosen, payload)
     new_record, event = advance(tx, entry, machine, record, cmd.id, chosen, payload,
                                 checked=(ctx, data))
-    return Outcome("created" if record is None else "applied", {"event": event}, record=new_record)
+    # positional: status, raw_body, error, events, results, record
+    return Outcome("created" if record is None else "applied", {"event": event}, None, (), (),
+                   new_record)
 
 
 def advance(

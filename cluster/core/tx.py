@@ -76,6 +76,16 @@ class Tx(msgspec.Struct, gc=False):
         table = self.state.objects.get(key[0])  # state.get_object, inline
         return table.get(key[1]) if table is not None else None
 
+    def machine_and_object(self, name: str, oid: str) -> tuple[MachineEntry | None,
+                                                                ObjectRecord | None]:
+        """`machine(name)` and `get_object((name, oid))` in one call (a transition's
+        first reads), from the state itself while nothing is staged."""
+        if self.parent is None and not self._objects and not self._machines:
+            state = self.state
+            table = state.objects.get(name)
+            return state.machines_by_name.get(name), table.get(oid) if table is not None else None
+        return self.machine(name), self.get_object((name, oid))
+
     def get_history(self, key: ObjectKey) -> History:
         """The object's history as stored (history.py: read its events with `events`)."""
         found = self._histories.get(key)
