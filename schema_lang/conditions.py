@@ -39,6 +39,8 @@ from .model import Condition, EvalContext, GuardFailure
 from .nodes import Node
 from .rule_keywords import (
     KEYWORDS,
+    MEMO,
+    MEMO_TEXT,
     Check,
     Site,
     Vars,
@@ -209,6 +211,17 @@ def _one_field(
     shown: str, name: str, steps: tuple[str, ...], check: Check, from_src: bool
 ) -> Condition:
     """`every_field` of a condition on one top-level field (most are): no loop."""
+    memo = getattr(check, "memo", None)
+    if memo is not None:  # a value-only rule (rule_runs._value_rule): its passes remembered
+
+        def one_remembered(ectx: EvalContext) -> list[GuardFailure]:
+            data = ectx.src if from_src else ectx.dst
+            value = data.get(name, MISSING) if data.__class__ is dict else lookup(data, steps)
+            if value.__class__ is str and len(value) <= MEMO_TEXT and (memo, value) in MEMO:
+                return []  # the check's own first test, without the call
+            return check(value, ectx, _NO_VARS, shown)
+
+        return one_remembered
 
     def one_field(ectx: EvalContext) -> list[GuardFailure]:
         data = ectx.src if from_src else ectx.dst

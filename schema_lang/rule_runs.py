@@ -120,6 +120,7 @@ def _value_rule(
 
     check.rule_parts = RuleParts(  # type: ignore[attr-defined]
         message is not None, work, run_present, run_missing)
+    check.memo = memo  # type: ignore[attr-defined]  # read by conditions._one_field
     return check
 
 
