@@ -101,7 +101,10 @@ def advance(
         version = record.version + 1
     state_def = machine.states[to]
     expires_at = now + state_def.timeout.after_ms if state_def.timeout else None
-    tasks = issue_tasks(tx, state_def.tasks) if entered else (record.tasks if record else ())
+    if entered:
+        tasks = issue_tasks(tx, state_def.tasks) if state_def.tasks else ()
+    else:
+        tasks = record.tasks if record else ()
     if record is None:  # positional: the field order of ObjectRecord
         new_record = ObjectRecord(machine.name, oid, machine.revision, to, None, data, version, 1,
                                   None, tasks, now, now, expires_at, tx.index, (d.name,))
