@@ -196,3 +196,15 @@ def test_a_refused_transition_leaves_the_history_and_snapshot_as_they_were() -> 
     blob = codec.dumps(driver.state)
     assert not driver.run(Transition("h", "x", "nope")).ok
     assert driver.state.histories[("h", "x")] is before and codec.dumps(driver.state) == blob
+
+
+def test_the_engine_stages_a_history_exactly_as_appended_does() -> None:
+    """Tx.put_object appends inline in the common case: the same form, item for item."""
+    driver = Driver()
+    driver.machine("h", HISTORY_MACHINE)
+    model: Any = ()
+    for n in range(90):
+        outcome = driver.move("h", "x", "touch" if n else "create", {"n": n})
+        assert outcome.ok, outcome.error
+        model = appended(model, outcome.events[0], 20)
+        assert driver.state.histories[("h", "x")] == model
