@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import orjson
@@ -56,7 +56,7 @@ def apply(state: ClusterState, entry: Entry) -> Outcome:
         return Outcome("ok", {"index": entry.index})
     if kind is Member:  # addresses only: no clock, no idempotency, no events
         try:
-            return apply_member(state.members, command)
+            return apply_member(state.members, cast(Member, command))
         except Rejected as exc:
             return Outcome.rejected(exc.rejection)
     now = entry.at_ms if entry.at_ms > state.clock_ms else state.clock_ms

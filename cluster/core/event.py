@@ -61,7 +61,7 @@ class Event(msgspec.Struct, frozen=True, gc=False, rename={"from_": "from"}):
         attr = _ATTRS.get(key)
         return default if attr is None else getattr(self, attr)
 
-    def __contains__(self, key: object) -> bool:
+    def __contains__(self, key: Any) -> bool:
         return key in _ATTRS
 
     def __iter__(self) -> Iterator[str]:
@@ -79,19 +79,20 @@ class Event(msgspec.Struct, frozen=True, gc=False, rename={"from_": "from"}):
     def items(self) -> Iterator[tuple[str, Any]]:
         return zip(KEYS, _astuple(self), strict=True)
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: Any) -> bool:
         if other.__class__ is Event:
             return _astuple(self) == _astuple(other)
         if isinstance(other, Mapping):
             return self.as_dict() == dict(other)
         return NotImplemented
 
-    def __ne__(self, other: object) -> bool:
+    def __ne__(self, other: Any) -> bool:
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
 
 
 Mapping.register(Event)
+AnyEvent = Mapping[str, Any] | Event  # what a history, an outcome or the feed holds
 
 
 def json_default(value: Any) -> Any:
@@ -101,6 +102,6 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
-def plain(event: Mapping[str, Any]) -> dict[str, Any]:
+def plain(event: AnyEvent) -> dict[str, Any]:
     """An event as a plain dict (a dict event as it is)."""
     return event.as_dict() if event.__class__ is Event else event  # type: ignore[attr-defined,return-value]

@@ -31,13 +31,14 @@ not touched soon after one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from msgspec import Raw
 
-Event = Mapping[str, Any]  # a dict, or an `Event` (event.py) of a created or moved object
+from .event import AnyEvent
+
+Event = AnyEvent  # a dict, or an `Event` (event.py) of a created or moved object
 # a plain tuple of events, (skip, chunks, recent events, events in chunks), or a loaded Raw
 History = tuple[Any, ...] | Raw
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from .event import AnyEvent
+
 Status = Literal["created", "applied", "pending", "ok", "rejected"]
 
 
@@ -40,7 +42,7 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
     status: Status
     raw_body: dict[str, Any] = msgspec.field(default_factory=dict)  # the body, but for "object"
     error: Rejection | None = None
-    events: tuple[dict[str, Any], ...] = ()
+    events: tuple[AnyEvent, ...] = ()  # dicts, and the `Event`s of moves (event.py)
     results: tuple[Outcome, ...] = ()  # one per operation of a batch
     # an (immutable) object record: `body["object"]`, rendered only when someone asks.
     # Every node applies every entry, but only the node that answers the request

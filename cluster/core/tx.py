@@ -11,12 +11,12 @@ the entry's steps against its budget (limits.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from heapq import heappush
 from typing import Any
 
 import msgspec
 
+from .event import AnyEvent
 from .history import RECENT, History, appended
 from .limits import Budget
 from .records import MachineEntry, ObjectRecord, iso_entry_ms
@@ -48,7 +48,7 @@ class Tx(msgspec.Struct, gc=False):
     _machines: dict[str, MachineEntry | None] = msgspec.field(default_factory=dict)
     _tombstones: dict[ObjectKey, int | None] = msgspec.field(default_factory=dict)
     deadlines: list[Deadline] = msgspec.field(default_factory=list)
-    events: list[Mapping[str, Any]] = msgspec.field(default_factory=list)
+    events: list[AnyEvent] = msgspec.field(default_factory=list)
     # a step's writes: (overlay, key, value before or _MISSING); None outside a step
     _undo: list[tuple[dict[Any, Any], Any, Any]] | None = None
     # len(events), len(deadlines) when the step began (set by begin_step)
@@ -118,7 +118,7 @@ class Tx(msgspec.Struct, gc=False):
         self,
         key: ObjectKey,
         record: ObjectRecord | None,
-        event: Mapping[str, Any] | None = None,
+        event: AnyEvent | None = None,
         keep: int = 0,
     ) -> None:
         """Stages the object's new record (None: removed), and `record_event(key, event,
@@ -155,7 +155,7 @@ class Tx(msgspec.Struct, gc=False):
             self._log(self._tombstones, key)
         self._tombstones[key] = version
 
-    def record_event(self, key: ObjectKey, event: Mapping[str, Any], keep: int) -> None:
+    def record_event(self, key: ObjectKey, event: AnyEvent, keep: int) -> None:
         """Adds an event to the entry's output and to the object's bounded history."""
         self.events.append(event)
         if keep > 0:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import orjson
 import redis
 
-from cluster.core.event import json_default
+from cluster.core.event import AnyEvent, json_default
 from cluster.core.history import events
 from cluster.core.state import ClusterState
 
@@ -292,7 +292,7 @@ class Projection:
                 pipe.execute()
         self._delete_unwanted(f"{self.ns}:state:*", {k.encode() for k in sets})
 
-    def _backfill(self, histories: list[tuple[dict[str, Any], ...]], after: int, through: int) -> int:
+    def _backfill(self, histories: list[tuple[AnyEvent, ...]], after: int, through: int) -> int:
         """Events the previous leader had not streamed, recovered from the objects' histories."""
         missed = sorted(
             (e for h in histories for e in h if after < int(e.get("index", 0)) <= through),
