@@ -19,6 +19,7 @@ from .records import ObjectRecord
 from .tx import Tx
 
 _NONE: frozenset[str] = frozenset()
+_NO_PROBLEMS: list[GuardFailure] = []  # never returned, never changed
 
 
 def transition_defs(machine: MachineDef, name: str) -> tuple[TransitionDef, ...]:
@@ -171,19 +172,19 @@ def checked_data(
                     f"(applied: {', '.join(sorted(applied)) or 'none'})",
                 )
             ], {}
-    problems = [
+    problems: list[GuardFailure] = [
         GuardFailure(f"$dst.{f}", "required", f"$dst.{f} is required")
         for f in d.requires
         if f not in ctx.dst
-    ] if d.requires else []
+    ] if d.requires else _NO_PROBLEMS
     if d.dst is not None:
         found = d.dst(ctx)
         if found:
-            problems += found
+            problems = problems + found  # never in place: _NO_PROBLEMS is shared
     if d.src is not None:
         found = d.src(ctx)
         if found:
-            problems += found
+            problems = problems + found
     if problems:
         return problems, {}
     try:
