@@ -45,8 +45,9 @@ class Tx(msgspec.Struct, gc=False):
     parent: Tx | None = None
     _objects: dict[ObjectKey, ObjectRecord | None] = msgspec.field(default_factory=dict)
     _histories: dict[ObjectKey, History] = msgspec.field(default_factory=dict)
-    _machines: dict[str, MachineEntry | None] = msgspec.field(default_factory=dict)
-    _tombstones: dict[ObjectKey, int | None] = msgspec.field(default_factory=dict)
+    # made on the first write (most entries stage no machine and no tombstone)
+    _machines: dict[str, MachineEntry | None] | None = None
+    _tombstones: dict[ObjectKey, int | None] | None = None
     deadlines: list[Deadline] = msgspec.field(default_factory=list)
     events: list[AnyEvent] = msgspec.field(default_factory=list)
     # a step's writes: (overlay, key, value before or _MISSING); None outside a step
@@ -97,17 +98,19 @@ class Tx(msgspec.Struct, gc=False):
 
     def version_before(self, key: ObjectKey) -> int:
         """The version a new object of this id continues from (see ClusterState)."""
-        found = self._tombstones.get(key, _MISSING)
-        if found is not _MISSING:
-            return found or 0  # type: ignore[return-value]
+        if self._tombstones is not None:
+            found = self._tombstones.get(key, _MISSING)
+            if found is not _MISSING:
+                return found or 0  # type: ignore[return-value]
         if self.parent is not None:
             return self.parent.version_before(key)
         return self.state.version_before(key)
 
     def machine(self, name: str) -> MachineEntry | None:
-        found = self._machines.get(name, _MISSING)
-        if found is not _MISSING:
-            return found  # type: ignore[return-value]
+        if self._machines is not None:
+            found = self._machines.get(name, _MISSING)
+            if found is not _MISSING:
+                return found  # type: ignore[return-value]
         if self.parent is not None:
             return self.parent.machine(name)
         return self.state.machines_by_name.get(name)
@@ -151,9 +154,12 @@ class Tx(msgspec.Struct, gc=False):
 
     def put_tombstone(self, key: ObjectKey, version: int | None) -> None:
         """A removed id keeps its last version for a later creation (None: forget it)."""
+        tombstones = self._tombstones
+        if tombstones is None:
+            tombstones = self._tombstones = {}
         if self._undo is not None:
-            self._log(self._tombstones, key)
-        self._tombstones[key] = version
+            self._log(tombstones, key)
+        tombstones[key] = version
 
     def record_event(self, key: ObjectKey, event: AnyEvent, keep: int) -> None:
         """Adds an event to the entry's output and to the object's bounded history."""
@@ -168,9 +174,12 @@ class Tx(msgspec.Struct, gc=False):
         self.events.append(event)
 
     def put_machine(self, name: str, entry: MachineEntry | None) -> None:
+        machines = self._machines
+        if machines is None:
+            machines = self._machines = {}
         if self._undo is not None:
-            self._log(self._machines, name)
-        self._machines[name] = entry
+            self._log(machines, name)
+        machines[name] = entry
 
     def schedule(self, deadline: Deadline) -> None:
         self.deadlines.append(deadline)
@@ -215,9 +224,11 @@ class Tx(msgspec.Struct, gc=False):
         if self._histories:  # a batch merges one child per operation: no empty updates
             parent._histories.update(self._histories)
         if self._machines:
-            parent._machines.update(self._machines)
+            for name, entry in self._machines.items():
+                parent.put_machine(name, entry)
         if self._tombstones:
-            parent._tombstones.update(self._tombstones)
+            for key, version in self._tombstones.items():
+                parent.put_tombstone(key, version)
         if self.deadlines:
             parent.deadlines.extend(self.deadlines)
         parent.events.extend(self.events)
