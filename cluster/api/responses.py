@@ -25,7 +25,8 @@ def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     return web.Response(
-        body=orjson.dumps(body, default=json_default), status=status, content_type="application/json", headers=headers
+        body=orjson.dumps(body, default=json_default),  # Event structs as their dicts
+        status=status, content_type="application/json", headers=headers,
     )
 
 

@@ -211,7 +211,8 @@ def resulting_data(
         dst = ctx.dst
         # the payload dict itself when `set` will not add to it: a record's data is never
         # changed in place, nor is an event's (which holds the same payload)
-        data = dst if dst.__class__ is dict and not d.set_fields else dict(dst)  # type: ignore[assignment]
+        shared = dst.__class__ is dict and not d.set_fields
+        data = dst if shared else dict(dst)  # type: ignore[assignment]
     else:
         data = {**record.data, **ctx.dst}
     if d.set_fields:

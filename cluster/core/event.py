@@ -104,4 +104,6 @@ def json_default(value: Any) -> Any:
 
 def plain(event: AnyEvent) -> dict[str, Any]:
     """An event as a plain dict (a dict event as it is)."""
-    return event.as_dict() if event.__class__ is Event else event  # type: ignore[attr-defined,return-value]
+    if event.__class__ is Event:
+        return event.as_dict()  # type: ignore[union-attr]
+    return event  # type: ignore[return-value]

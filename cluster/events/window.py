@@ -51,7 +51,8 @@ class FeedEvent(msgspec.Struct, gc=False):
         """Its SSE message `data: <JSON>\n\n`; orjson never writes a raw newline."""
         frame = self.encoded
         if frame is None:
-            frame = self.encoded = b"data: " + orjson.dumps(self.event, default=json_default) + b"\n\n"
+            blob = orjson.dumps(self.event, default=json_default)
+            frame = self.encoded = b"data: " + blob + b"\n\n"
         return frame
 
     @property
@@ -111,7 +112,8 @@ class Page:
 def feed_event(event: AnyEvent) -> FeedEvent:
     """Encoded once, on first use (see FeedEvent); every reader shares the bytes."""
     if event.__class__ is Event:  # most events: its fields, without the Mapping's calls
-        return FeedEvent(event.index, event.machine, event.object, event.kind, event)  # type: ignore[attr-defined]
+        return FeedEvent(event.index, event.machine, event.object,  # type: ignore[attr-defined]
+                         event.kind, event)  # type: ignore[attr-defined]
     return FeedEvent(
         int(event["index"]),
         str(event.get("machine", "")),

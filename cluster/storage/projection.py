@@ -222,7 +222,8 @@ class Projection:
         with self.client.pipeline(transaction=False) as pipe:
             for index, first, events, records in fresh:
                 for n, event in enumerate(events, first):
-                    pipe.xadd(self.stream_key, {"event": orjson.dumps(event, default=json_default)}, id=f"{index}-{n}")
+                    blob = orjson.dumps(event, default=json_default)
+                    pipe.xadd(self.stream_key, {"event": blob}, id=f"{index}-{n}")
                 for (machine, oid), record in records.items():
                     self._queue_object(pipe, machine, oid, index, record)
             pipe.hset(f"{self.ns}:projection", mapping={"index": last, "leader": self.node})
@@ -303,7 +304,8 @@ class Projection:
             for event in missed:
                 index = int(event["index"])
                 n = seq[index] = seq.get(index, -1) + 1
-                pipe.xadd(self.stream_key, {"event": orjson.dumps(event, default=json_default)}, id=f"{index}-{n}")
+                blob = orjson.dumps(event, default=json_default)
+                pipe.xadd(self.stream_key, {"event": blob}, id=f"{index}-{n}")
             pipe.execute(raise_on_error=False)
         return len(missed)
 

@@ -35,7 +35,8 @@ _json_scalars = (
 )
 _json = st.recursive(
     _json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    lambda inner: (st.lists(inner, max_size=3)
+                   | st.dictionaries(st.text(max_size=6), inner, max_size=3)),
     max_leaves=12,
 )
 _names = st.text(max_size=10)
@@ -54,7 +55,9 @@ def _events(draw: st.DrawFn) -> tuple[Event, dict[str, Any]]:
 
 @settings(max_examples=300, deadline=None)
 @given(_events())
-def test_an_event_encodes_and_reads_as_the_dict_it_stands_for(pair: tuple[Event, dict[str, Any]]) -> None:
+def test_an_event_encodes_and_reads_as_the_dict_it_stands_for(
+    pair: tuple[Event, dict[str, Any]],
+) -> None:
     event, as_dict = pair
     # the JSON every reader writes, byte for byte (floats included: orjson and msgspec
     # differ on some, and each reader keeps its own encoder)
