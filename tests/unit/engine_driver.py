@@ -46,6 +46,12 @@ class Driver:
     ) -> Outcome:
         return self.run(Transition(machine, oid, transition, data, expected_version), key=key)
 
+    def moves(self, machine: str, oid: str, transition: str, count: int) -> None:
+        """`count` applied transitions of one object, each with data {"n": i}."""
+        for n in range(count):
+            outcome = self.move(machine, oid, transition, {"n": n})
+            assert outcome.ok, outcome.error
+
     def tick(self, at: int) -> Outcome:
         self.now = at
         return self.run(Tick())

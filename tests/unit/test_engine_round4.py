@@ -67,17 +67,11 @@ transitions:
 """
 
 
-def _touches(driver: Driver, oid: str, count: int) -> None:
-    for n in range(count):
-        outcome = driver.move("h", oid, "touch", {"n": n})
-        assert outcome.ok, outcome.error
-
-
 def test_reads_and_snapshots_of_staged_histories_are_the_plain_events() -> None:
     driver = Driver()
     driver.machine("h", HISTORY_MACHINE)
     assert driver.move("h", "x", "create").ok
-    _touches(driver, "x", 57)  # 58 events, 20 kept: staged (57 - 16 * 3 = 9 recent)
+    driver.moves("h", "x", "touch", 57)  # 58 events, 20 kept: staged (57 - 16 * 3 = 9 recent)
     stored = driver.state.histories[("h", "x")]
     assert stored[0].__class__ is int
     newest_first = driver.state.history("h", "x", limit=100)
@@ -90,7 +84,7 @@ def test_reads_and_snapshots_of_staged_histories_are_the_plain_events() -> None:
     loaded.index, loaded.now = driver.index, driver.now
     assert codec.dumps(loaded.state) == blob
     for d in (driver, loaded):
-        _touches(d, "x", 30)
+        d.moves("h", "x", "touch", 30)
     assert codec.dumps(loaded.state) == codec.dumps(driver.state)
     assert loaded.state.history("h", "x") == driver.state.history("h", "x")
 
@@ -99,7 +93,7 @@ def test_a_refused_entry_leaves_a_staged_history_as_it_was() -> None:
     driver = Driver()
     driver.machine("h", HISTORY_MACHINE)
     assert driver.move("h", "x", "create").ok
-    _touches(driver, "x", 25)
+    driver.moves("h", "x", "touch", 25)
     before = driver.state.histories[("h", "x")]
     blob = codec.dumps(driver.state)
     assert not driver.run(Transition("h", "x", "leave")).ok

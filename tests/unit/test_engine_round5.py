@@ -110,22 +110,16 @@ transitions:
 """
 
 
-def _touches(driver: Driver, oid: str, count: int) -> None:
-    for n in range(count):
-        outcome = driver.move("h", oid, "touch", {"n": n})
-        assert outcome.ok, outcome.error
-
-
 def test_a_snapshot_is_the_same_whether_a_history_holds_events_or_loaded_dicts() -> None:
     driver = Driver()
     driver.machine("h", HISTORY_MACHINE)
     assert driver.move("h", "x", "create").ok
-    _touches(driver, "x", 40)  # 41 events, 20 kept (staged, all Events)
+    driver.moves("h", "x", "touch", 40)  # 41 events, 20 kept (staged, all Events)
     blob = codec.dumps(driver.state)
     loaded = Driver(codec.loads(blob))
     loaded.index, loaded.now = driver.index, driver.now
     for d in (driver, loaded):
-        _touches(d, "x", 5)  # the loaded history: 15 dicts (decoded) then 5 Events
+        d.moves("h", "x", "touch", 5)  # the loaded history: 15 dicts (decoded) then 5 Events
     mixed = events(loaded.state.histories[("h", "x")])
     assert {e.__class__ for e in mixed} == {dict, Event}
     assert {e.__class__ for e in events(driver.state.histories[("h", "x")])} == {Event}
@@ -194,7 +188,7 @@ def test_a_refused_transition_leaves_the_history_and_snapshot_as_they_were() -> 
     driver = Driver()
     driver.machine("h", HISTORY_MACHINE)
     assert driver.move("h", "x", "create").ok
-    _touches(driver, "x", 35)
+    driver.moves("h", "x", "touch", 35)
     before = driver.state.histories[("h", "x")]
     blob = codec.dumps(driver.state)
     assert not driver.run(Transition("h", "x", "nope")).ok
