@@ -21,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cluster.core import codec
-from cluster.core.entries import Transition
 from cluster.core.event import KEYS, Event, json_default, plain
 from cluster.core.history import appended, events
 from cluster.core.records import iso_ms
@@ -182,17 +181,6 @@ def test_a_long_run_of_appends_keeps_the_newest_events(start: int, keep: int, ap
     total = start + appends
     expected = list(range(max(0, total - keep) if appends else 0, total))
     assert [e["index"] for e in events(history)] == expected
-
-
-def test_a_refused_transition_leaves_the_history_and_snapshot_as_they_were() -> None:
-    driver = Driver()
-    driver.machine("h", HISTORY_MACHINE)
-    assert driver.move("h", "x", "create").ok
-    driver.moves("h", "x", "touch", 35)
-    before = driver.state.histories[("h", "x")]
-    blob = codec.dumps(driver.state)
-    assert not driver.run(Transition("h", "x", "nope")).ok
-    assert driver.state.histories[("h", "x")] is before and codec.dumps(driver.state) == blob
 
 
 def test_the_engine_stages_a_history_exactly_as_appended_does() -> None:
