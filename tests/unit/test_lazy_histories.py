@@ -13,7 +13,7 @@ from cluster.core import codec
 from cluster.core.entries import Transition
 
 from .engine_driver import Driver
-from .test_engine_round4 import HISTORY_MACHINE, _touches
+from .test_engine_round4 import HISTORY_MACHINE
 
 
 def _world() -> Driver:
@@ -21,7 +21,7 @@ def _world() -> Driver:
     driver.machine("h", HISTORY_MACHINE)
     for oid, touches in (("short", 3), ("staged", 57), ("untouched", 40)):
         assert driver.move("h", oid, "create").ok
-        _touches(driver, oid, touches)
+        driver.moves("h", oid, "touch", touches)
     return driver
 
 
@@ -44,8 +44,8 @@ def test_a_touched_history_goes_on_as_the_decoded_one() -> None:
     driver = _world()
     loaded = _restored(driver)
     for d in (driver, loaded):
-        _touches(d, "short", 20)
-        _touches(d, "staged", 5)
+        d.moves("h", "short", "touch", 20)
+        d.moves("h", "staged", "touch", 5)
     assert not isinstance(loaded.state.histories[("h", "staged")], Raw)
     assert isinstance(loaded.state.histories[("h", "untouched")], Raw)
     assert codec.dumps(loaded.state) == codec.dumps(driver.state)
