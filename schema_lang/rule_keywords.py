@@ -273,10 +273,7 @@ def _src(arg: Node, site: Site) -> Check | None:
             current = lookup(src, steps)
         if current is MISSING:
             return f"must equal src.{name}, which is not set"
-        if value.__class__ is str and current.__class__ is str:  # json_equal's first case
-            if value == current:
-                return None
-        elif json_equal(value, current):
+        if json_equal(value, current):
             return None
         return f"must equal src.{name} ({show(current)}) (got {show(value)})"
 

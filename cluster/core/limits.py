@@ -118,14 +118,7 @@ def check_data(value: Any, what: str) -> int:
     """Refuses (4xx, naming the limit) a value that could not be stored and read back.
 
     Returns its size in bytes as JSON."""
-    flat = value.__class__ is dict
-    if flat:  # _plainly_flat, inline: called for every transition
-        for key, item in value.items():
-            if key.__class__ is not str or (item.__class__ not in _SCALARS and (
-                    item.__class__ is not int or not MIN_INT <= item <= MAX_INT)):
-                flat = False
-                break
-    if not flat:  # value_problem's fast path failed: the full walk
+    if value.__class__ is not dict or not _plainly_flat(value):  # value_problem's fast path
         problem = _walk_problem(value)
         if problem is not None:
             raise Rejected("invalid_request", f"{what} {problem}")

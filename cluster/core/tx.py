@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from .event import AnyEvent
-from .history import RECENT, History, appended
+from .history import History, appended
 from .limits import Budget
 from .records import MachineEntry, ObjectRecord, iso_entry_ms
 from .state import ClusterState, Deadline, ObjectKey
@@ -139,17 +139,6 @@ class Tx(msgspec.Struct, gc=False):
                 if history is None:
                     history = (self.parent.get_history(key) if self.parent is not None
                                else self.state.histories.get(key, ()))
-                if history.__class__ is tuple and history and history[0].__class__ is int:
-                    # history.appended's common case, inline: a staged history whose
-                    # recent events stay recent and whose first chunk stays
-                    skip, chunks, recent, held = history
-                    recent = recent + (event,)
-                    excess = held - skip + len(recent) - keep
-                    if excess > 0:
-                        skip += excess
-                    if len(recent) < RECENT and skip < len(chunks[0]):
-                        self._histories[key] = (skip, chunks, recent, held)
-                        return
                 self._histories[key] = appended(history, event, keep)
 
     def put_tombstone(self, key: ObjectKey, version: int | None) -> None:

@@ -181,15 +181,3 @@ def test_a_long_run_of_appends_keeps_the_newest_events(start: int, keep: int, ap
     total = start + appends
     expected = list(range(max(0, total - keep) if appends else 0, total))
     assert [e["index"] for e in events(history)] == expected
-
-
-def test_the_engine_stages_a_history_exactly_as_appended_does() -> None:
-    """Tx.put_object appends inline in the common case: the same form, item for item."""
-    driver = Driver()
-    driver.machine("h", HISTORY_MACHINE)
-    model: Any = ()
-    for n in range(90):
-        outcome = driver.move("h", "x", "touch" if n else "create", {"n": n})
-        assert outcome.ok, outcome.error
-        model = appended(model, outcome.events[0], 20)
-        assert driver.state.histories[("h", "x")] == model
