@@ -13,10 +13,11 @@ the leader, after `--leader-fallback-timeout`, stepped down.
 by the same one with a time budget: it applies entries one by one, in order,
 exactly as pysyncobj does (subscribers called back with the outcome when their
 term matches, else DISCARDED; `raftLastApplied` advanced after each), and stops
-once a heartbeat period (`--heartbeat-period`) has passed. The tick then goes on as usual: the
-leader's heartbeat goes out when it is due (the new commit index went before
-the apply, member.py), callbacks run (the journal sync and the answers it held), sockets are polled, and the next tick, which
-does not wait for the network while entries are left, applies the rest. So a
+once a heartbeat period (`--heartbeat-period`) has passed. The tick then goes
+on as usual: the leader's heartbeat goes out when it is due (the new commit
+index went before the apply, member.py), callbacks run (the journal sync and the
+answers it held), sockets are polled, and the next tick, which does not wait for
+the network while entries are left, applies the rest. So a
 node is back in its poll loop at least every heartbeat period plus one entry.
 What one Raft entry may cost is bounded by group commit's cap on operations
 (group_commit.py) and by the engine's step budget per entry.
