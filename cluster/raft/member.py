@@ -48,6 +48,7 @@ from .log_guard import SnapshotGuard, without_needless_truncation
 from .membership import HandOver
 from .read_index import MESSAGE_TYPES, PysyncobjView, ReadIndex
 from .status import RaftStatus
+from .wire import plain_raft_messages
 
 log = logging.getLogger("fsmcluster.raft")
 
@@ -97,6 +98,7 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump,
                           serializer=self.announce_then(self.snapshots.serialize))
+        plain_raft_messages()  # no zlib, no latin-1 round trip per message (wire.py)
         with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one
             super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
         check_adopted(self, journal)
