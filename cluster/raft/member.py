@@ -90,6 +90,7 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         self.high_forwarder = HighForwarder()
         self.raft_view = PysyncobjView(self)
         self._commit_sent = 0  # the commit index last sent ahead of the apply
+        self._appends_held: bool | None = None  # while the leader logs queued commands: see below
         # lease.py: stickiness (on every node with --read-lease on) and the lease it allows;
         # before SyncObj starts: its journal replay and its thread use them
         window = sticky_window(settings.raft_min_timeout)
@@ -265,7 +266,22 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
             self.log_gate.release(backlog, self._append)
         elif self.log_gate.held:
             self.log_gate.drain(self._append)
-        super()._checkCommandsToApply()
+        # pysyncobj (appendEntriesUseBatch off) sends a round of appends after each command it
+        # logs: the leader finds 2-4 queued commands at a time under load, and each follower
+        # got (and acknowledged) one message per command. One round after all of them now.
+        self._appends_held = False
+        try:
+            super()._checkCommandsToApply()
+        finally:
+            held, self._appends_held = self._appends_held, None
+            if held:
+                self._SyncObj__sendAppendEntries()
+
+    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802
+        if self._appends_held is not None:  # logging queued commands: one round at the end
+            self._appends_held = True
+            return
+        SyncObj._SyncObj__sendAppendEntries(self)  # type: ignore[attr-defined]
 
     def _load_dump(self, path: str) -> tuple[Any, ...]:
         if self.journal.fsync:  # pysyncobj renames a dump received from the leader into place unsynced
