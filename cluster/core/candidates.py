@@ -20,6 +20,7 @@ from .tx import Tx
 
 _NONE: frozenset[str] = frozenset()
 _NO_PROBLEMS: list[GuardFailure] = []  # never returned, never changed
+_CONTAINER = dict | list | str  # built once (a union in a loop is built per pass)
 
 
 def transition_defs(machine: MachineDef, name: str) -> tuple[TransitionDef, ...]:
@@ -241,7 +242,7 @@ def _set_fields(d: TransitionDef, data: dict[str, Any], ctx: EvalContext) -> Non
             data[field] = value = template(ctx)
         except Exception as exc:  # a template's runtime error is the request's fault
             raise Rejected("guard_failed", f"set.{field} could not be computed: {exc}") from None
-        if isinstance(value, dict | list | str):
+        if isinstance(value, _CONTAINER):
             size = len(value) if isinstance(value, str) else encoded_size(value)
             meter(ctx, size)
             computed += size

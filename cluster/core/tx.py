@@ -80,11 +80,15 @@ class Tx(msgspec.Struct, gc=False):
     def machine_and_object(self, name: str, oid: str) -> tuple[MachineEntry | None,
                                                                 ObjectRecord | None]:
         """`machine(name)` and `get_object((name, oid))` in one call (a transition's
-        first reads), from the state itself while nothing is staged."""
-        if self.parent is None and not self._objects and not self._machines:
+        first reads), from the overlay and the state itself while no machine is staged
+        (a batch's operations after the first find their objects staged or not)."""
+        if self.parent is None and not self._machines:
             state = self.state
-            table = state.objects.get(name)
-            return state.machines_by_name.get(name), table.get(oid) if table is not None else None
+            record = self._objects.get((name, oid), _MISSING) if self._objects else _MISSING
+            if record is _MISSING:
+                table = state.objects.get(name)
+                record = table.get(oid) if table is not None else None
+            return state.machines_by_name.get(name), record  # type: ignore[return-value]
         return self.machine(name), self.get_object((name, oid))
 
     def get_history(self, key: ObjectKey) -> History:
