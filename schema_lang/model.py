@@ -158,6 +158,21 @@ class MachineDef:
     description: str = ""
     history: int = 100
     priority: str = "normal"  # "high": its requests use the high admission lane (cluster/api/admission.py)
+    # (transition name, state) -> its candidates leaving that state, for creation (None) and
+    # every non-terminal state a candidate leaves: what the engine's `choose` would select,
+    # found once per revision (a name and state missing here are refused by `choose`)
+    leaving: Mapping[tuple[str, str | None], tuple[TransitionDef, ...]] = field(
+        init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        starts = [None, *(name for name, s in self.states.items() if not s.terminal)]
+        leaving: dict[tuple[str, str | None], tuple[TransitionDef, ...]] = {}
+        for name, defs in self.transitions.items():
+            for state in starts:
+                matching = tuple(d for d in defs if d.leaves(state, False))
+                if matching:
+                    leaving[(name, state)] = matching
+        object.__setattr__(self, "leaving", leaving)  # frozen: set once, here
 
     def allowed_from(self, state: str | None) -> list[str]:
         """Names of transitions whose `from` matches `state`, sorted, for error messages."""
