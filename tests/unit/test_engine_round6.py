@@ -16,6 +16,7 @@ import pytest
 import schema_lang
 from cluster.core.entries import Batch, Transition
 from schema_lang import compile_machine, load_example
+from schema_lang.model import MachineDef, TransitionDef
 from schema_lang.rule_keywords import MEMO
 
 from .engine_driver import LOCK, Driver
@@ -35,7 +36,9 @@ transitions:
 """
 
 
-def _leaving_as_choose_found_it(machine, name, state):  # type: ignore[no-untyped-def]
+def _leaving_as_choose_found_it(
+    machine: MachineDef, name: str, state: str | None
+) -> tuple[TransitionDef, ...] | None:
     """What `choose` selected before the table: None where it refused."""
     defs = machine.transitions[name]
     terminal = state is not None and machine.states[state].terminal
