@@ -57,6 +57,7 @@ MAX_TEMPLATE_CHARS = 4_096
 MAX_DEPTH = 32
 ROOTS = ("src", "dst", "vars", "object", "now")
 OBJECT_FIELDS = ("id", "version", "state")
+_CONTAINER = Mapping | list  # built once (a union in a template is built per call)
 
 Vars = Mapping[str, Any]
 Evaluator = Callable[[EvalContext, Vars], Any]
@@ -103,7 +104,7 @@ class CompiledTemplate:
             value = self._parts[0](ctx, scope)  # type: ignore[operator]
             if value is MISSING:
                 return None
-            if isinstance(value, Mapping | list):
+            if isinstance(value, _CONTAINER):
                 # A container is the caller's live data; the result must not alias it.
                 return orjson.loads(orjson.dumps(value, default=plain_json))
             return value

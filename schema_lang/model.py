@@ -8,7 +8,7 @@ module, never on how a definition was parsed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -158,6 +158,30 @@ class MachineDef:
     description: str = ""
     history: int = 100
     priority: str = "normal"  # "high": its requests use the high admission lane (cluster/api/admission.py)
+    # (transition name, state) -> its candidates leaving that state, for creation (None) and
+    # every non-terminal state a candidate leaves: what the engine's `choose` would select,
+    # found once per revision (a name and state missing here are refused by `choose`)
+    leaving: Mapping[tuple[str, str | None], tuple[TransitionDef, ...]] = field(
+        init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # one pass over the candidates in order, each added under the states it leaves:
+        # as many steps as edges (MAX_EDGES), not transition names × states
+        open_states = [name for name, s in self.states.items() if not s.terminal]
+        leaving: dict[tuple[str, str | None], list[TransitionDef]] = {}
+        for name, defs in self.transitions.items():
+            for d in defs:
+                if d.creates:
+                    starts: Iterable[str | None] = (None,)
+                elif d.any_source:
+                    starts = open_states
+                else:
+                    starts = [s for s in d.sources if s in self.states
+                              and not self.states[s].terminal]
+                for state in starts:
+                    leaving.setdefault((name, state), []).append(d)
+        # frozen: set once, here
+        object.__setattr__(self, "leaving", {k: tuple(v) for k, v in leaving.items()})
 
     def allowed_from(self, state: str | None) -> list[str]:
         """Names of transitions whose `from` matches `state`, sorted, for error messages."""

@@ -30,6 +30,9 @@ Vars = Mapping[str, Any]
 Check = Callable[[Any, EvalContext, Vars, str], list[GuardFailure]]
 
 TYPES = ("string", "integer", "number", "boolean", "object", "array", "null")
+# isinstance's unions, built once: `str | list` inside a test builds a new union per call
+_TEXT_OR_ARRAY = str | list
+_ARRAY = list | tuple
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a bad pattern is a Problem, not a line on stderr
 
@@ -162,6 +165,9 @@ MEMO = _MEMO  # also remembers the short strings a value-only rule passed (condi
 # keywords whose test looks at the value alone, never the context or `$vars`
 VALUE_ONLY = frozenset({"type", "regex", "enum", "const", "min", "max", "min_length",
                         "max_length"})
+# the value-only keywords whose test costs more than the memo's lookup and insert: a rule
+# of only the others (type, const, bounds, lengths) is cheaper to run than to remember
+WORTH_REMEMBERING = frozenset({"regex", "enum"})
 
 
 def memo_number() -> int:
@@ -246,7 +252,7 @@ def _length(keyword: str) -> Callable[[Node, Site], Check | None]:
         word = "at least" if keyword == "min_length" else "at most"
 
         def test(value: Any, ectx: EvalContext, vars: Vars) -> str | None:
-            if not isinstance(value, str | list):
+            if not isinstance(value, _TEXT_OR_ARRAY):
                 return f"must be a string or array with {word} {limit} items (got {show(value)})"
             size = len(value)
             unit = "characters" if isinstance(value, str) else "items"
@@ -435,7 +441,7 @@ def json_type(value: Any) -> str:
         return "string"
     if isinstance(value, Mapping):
         return "object"
-    if isinstance(value, list | tuple):
+    if isinstance(value, _ARRAY):
         return "array"
     return "missing" if value is MISSING else type(value).__name__
 

@@ -16,8 +16,19 @@ import orjson
 from .expressions import MISSING, TemplateRuntimeError
 from .limits import DATA_STEPS_PER_KIB
 from .model import EvalContext, GuardFailure
-from .rule_keywords import MEMO, MEMO_TEXT, VALUE_ONLY, Check, Vars, memo_number, remember_pass
+from .rule_keywords import (
+    MEMO,
+    MEMO_TEXT,
+    VALUE_ONLY,
+    WORTH_REMEMBERING,
+    Check,
+    Vars,
+    memo_number,
+    remember_pass,
+)
 from .template_functions import plain_json
+
+_CONTAINER = str | dict | list  # built once (a union in a check is built per call)
 
 
 def rule_check(
@@ -37,7 +48,8 @@ def rule_check(
     inlined, run_present, run_missing = _flatten(checks, inline=not variables)
     work = len(checks) + len(variables) + inlined
     steps_per_kib = work * DATA_STEPS_PER_KIB
-    if not variables and run_present and all(k in VALUE_ONLY for k, _ in run_present):
+    if (not variables and run_present and all(k in VALUE_ONLY for k, _ in run_present)
+            and any(k in WORTH_REMEMBERING for k, _ in run_present)):
         value_tests = cast(tuple[tuple[str, Any], ...], run_present)  # no opaque (None) ones
         return _value_rule(work, value_tests, run_missing, message)
 
@@ -51,7 +63,7 @@ def rule_check(
             if value.__class__ is str:
                 if len(value) >> 10:
                     ectx.meter(steps_per_kib * (len(value) >> 10))
-            elif isinstance(value, str | dict | list):
+            elif isinstance(value, _CONTAINER):
                 ectx.meter(work * data_steps(value))
         scope = outer
         if variables:
@@ -85,10 +97,11 @@ def _value_rule(
     message: str | None,
 ) -> Check:
     """`rule_check` of a rule whose keywords look at the value alone (VALUE_ONLY, no
-    `$vars`): it passes or fails a value the same way every time, so the short strings
-    it passed are remembered (the same owners and ids come again and again) in the
-    bounded table the regexes use. A short string reads no data steps (< 1 KiB), so
-    a remembered pass meters what the checks would have: nothing."""
+    `$vars`), one of them worth remembering (a regex or an enum): it passes or fails a
+    value the same way every time, so the short strings it passed are remembered (the
+    same owners and ids come again and again) in the bounded table the regexes use. A
+    short string reads no data steps (< 1 KiB), so a remembered pass meters what the
+    checks would have: nothing."""
     memo = memo_number()
     steps_per_kib = work * DATA_STEPS_PER_KIB
 
@@ -105,7 +118,7 @@ def _value_rule(
             if value.__class__ is str:
                 if len(value) >> 10:
                     ectx.meter(steps_per_kib * (len(value) >> 10))
-            elif isinstance(value, str | dict | list):
+            elif isinstance(value, _CONTAINER):
                 ectx.meter(work * data_steps(value))
         failures = []
         for keyword, test in run_present:

@@ -20,6 +20,7 @@ from .tx import Tx
 
 _NONE: frozenset[str] = frozenset()
 _NO_PROBLEMS: list[GuardFailure] = []  # never returned, never changed
+_CONTAINER = dict | list | str  # built once (a union in a loop is built per pass)
 
 
 def transition_defs(machine: MachineDef, name: str) -> tuple[TransitionDef, ...]:
@@ -71,36 +72,10 @@ def choose(
     evaluation context and the resulting data it computed (callers that only need the
     candidate take `[0]`). `payload_size`: the payload's size as JSON, if measured."""
     state = record.state if record is not None else None
-    if record is None and not any(d.creates for d in defs):
-        creators = machine.allowed_from(None)
-        raise Rejected(
-            "object_not_found",
-            f"object '{oid}' of machine '{machine.name}' does not exist "
-            f"(create it with: {', '.join(creators) or 'no creating transition'})",
-        )
-    if record is not None and defs[0].creates and all(d.creates for d in defs):
-        raise Rejected(
-            "object_exists",
-            f"object '{oid}' already exists (state '{state}', version {record.version})",
-        )
-    terminal = state is not None and machine.states[state].terminal
-    if terminal:
-        raise Rejected(
-            "terminal_state", f"object '{oid}' is in terminal state '{state}': nothing can leave it"
-        )
-    matching: tuple[TransitionDef, ...]
-    if len(defs) == 1:  # most names have one candidate: no list to build
-        matching = defs if defs[0].leaves(state, terminal) else ()
-    else:
-        matching = tuple(d for d in defs if d.leaves(state, terminal))
-    if not matching:
-        allowed = machine.allowed_from(state)
-        raise Rejected(
-            "transition_not_allowed",
-            f"transition '{name}' is not allowed from state '{state}' "
-            f"(allowed: {', '.join(allowed) or 'none'})",
-            [{"state": state, "allowed": allowed}],
-        )
+    # the candidates leaving this state, found when the revision was compiled; a name and
+    # state that are not there are refused, in `leaving_candidates`'s order
+    matching = (machine.leaving.get((name, state))
+                or leaving_candidates(machine, record, oid, name, defs))
     ctx = EvalContext(  # eval_context, inline
         payload,
         record.data if record is not None else {},
@@ -120,6 +95,45 @@ def choose(
             return candidate, ctx, data
         failures.append(problems)
     raise guard_rejection(name, state, machine.allowed_from(state), matching, failures)
+
+
+def leaving_candidates(
+    machine: MachineDef,
+    record: ObjectRecord | None,
+    oid: str,
+    name: str,
+    defs: tuple[TransitionDef, ...],
+) -> tuple[TransitionDef, ...]:
+    """The candidates of `name` leaving the object's state (`MachineDef.leaving`, worked
+    out), or the refusal that says why none does."""
+    state = record.state if record is not None else None
+    if record is None and not any(d.creates for d in defs):
+        creators = machine.allowed_from(None)
+        raise Rejected(
+            "object_not_found",
+            f"object '{oid}' of machine '{machine.name}' does not exist "
+            f"(create it with: {', '.join(creators) or 'no creating transition'})",
+        )
+    if record is not None and defs[0].creates and all(d.creates for d in defs):
+        raise Rejected(
+            "object_exists",
+            f"object '{oid}' already exists (state '{state}', version {record.version})",
+        )
+    terminal = state is not None and machine.states[state].terminal
+    if terminal:
+        raise Rejected(
+            "terminal_state", f"object '{oid}' is in terminal state '{state}': nothing can leave it"
+        )
+    matching = tuple(d for d in defs if d.leaves(state, terminal))
+    if not matching:
+        allowed = machine.allowed_from(state)
+        raise Rejected(
+            "transition_not_allowed",
+            f"transition '{name}' is not allowed from state '{state}' "
+            f"(allowed: {', '.join(allowed) or 'none'})",
+            [{"state": state, "allowed": allowed}],
+        )
+    return matching
 
 
 def guard_rejection(
@@ -241,7 +255,7 @@ def _set_fields(d: TransitionDef, data: dict[str, Any], ctx: EvalContext) -> Non
             data[field] = value = template(ctx)
         except Exception as exc:  # a template's runtime error is the request's fault
             raise Rejected("guard_failed", f"set.{field} could not be computed: {exc}") from None
-        if isinstance(value, dict | list | str):
+        if isinstance(value, _CONTAINER):
             size = len(value) if isinstance(value, str) else encoded_size(value)
             meter(ctx, size)
             computed += size

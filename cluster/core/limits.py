@@ -63,6 +63,7 @@ class Budget(msgspec.Struct, gc=False):
 
 
 _SCALARS = (str, bool, type(None))
+_NESTED = dict | list  # built once (a union in the walk is built per item)
 
 
 def value_problem(value: Any) -> str | None:
@@ -89,7 +90,7 @@ def _walk_problem(value: Any) -> str | None:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
+        if isinstance(item, _NESTED):
             if depth + 1 > MAX_NESTING:
                 return f"is nested deeper than {MAX_NESTING} levels (the nesting limit)"
             children = item.values() if isinstance(item, dict) else item

@@ -11,22 +11,23 @@ from .outcome import Outcome, Rejected
 from .records import MachineEntry
 from .tx import Tx
 
-_compiled: dict[tuple[str, str], MachineDef] = {}
+_compiled: dict[str, MachineDef] = {}
 COMPILED_CACHE_SIZE = 1024
 
 
 def compiled(entry: MachineEntry, revision: str | None = None) -> MachineDef:
     """The compiled machine of a revision.
 
-    A revision names its definition exactly (a hash of it), so caching by
-    (name, revision) is a pure memo: it saves hashing the source on every entry.
+    A revision names its definition exactly (a hash of it, the machine's name
+    included), so caching by revision is a pure memo: it saves hashing the source
+    on every entry.
     """
-    key = (entry.name, revision or entry.revision)
+    key = revision or entry.revision
     machine = _compiled.get(key)
     if machine is None:
         if len(_compiled) >= COMPILED_CACHE_SIZE:
             _compiled.clear()
-        machine = _compiled[key] = compile_machine(entry.sources[key[1]], entry.name)
+        machine = _compiled[key] = compile_machine(entry.sources[key], entry.name)
     return machine
 
 

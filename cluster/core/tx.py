@@ -52,8 +52,8 @@ class Tx(msgspec.Struct, gc=False):
     events: list[AnyEvent] = msgspec.field(default_factory=list)
     # a step's writes: (overlay, key, value before or _MISSING); None outside a step
     _undo: list[tuple[dict[Any, Any], Any, Any]] | None = None
-    # len(events), len(deadlines) when the step began (set by begin_step)
-    _step_marks: tuple[int, int] = (0, 0)
+    # len(events), len(deadlines), len(_objects), len(_histories) when the step began
+    _step_marks: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def child(self) -> Tx:
         return Tx(self.state, self.now_ms, self.index, self.now_iso, self.budget, self)
@@ -80,11 +80,15 @@ class Tx(msgspec.Struct, gc=False):
     def machine_and_object(self, name: str, oid: str) -> tuple[MachineEntry | None,
                                                                 ObjectRecord | None]:
         """`machine(name)` and `get_object((name, oid))` in one call (a transition's
-        first reads), from the state itself while nothing is staged."""
-        if self.parent is None and not self._objects and not self._machines:
+        first reads), from the overlay and the state itself while no machine is staged
+        (a batch's operations after the first find their objects staged or not)."""
+        if self.parent is None and not self._machines:
             state = self.state
-            table = state.objects.get(name)
-            return state.machines_by_name.get(name), table.get(oid) if table is not None else None
+            record = self._objects.get((name, oid), _MISSING) if self._objects else _MISSING
+            if record is _MISSING:
+                table = state.objects.get(name)
+                record = table.get(oid) if table is not None else None
+            return state.machines_by_name.get(name), record  # type: ignore[return-value]
         return self.machine(name), self.get_object((name, oid))
 
     def get_history(self, key: ObjectKey) -> History:
@@ -126,9 +130,11 @@ class Tx(msgspec.Struct, gc=False):
     ) -> None:
         """Stages the object's new record (None: removed), and `record_event(key, event,
         keep)` when an event is given (one call for what a transition does)."""
-        if self._undo is not None:
-            self._log(self._objects, key)
-            self._log(self._histories, key)
+        if self._undo is not None:  # (a key the step adds is not logged: see begin_step)
+            if key in self._objects:
+                self._log(self._objects, key)
+            if key in self._histories:
+                self._log(self._histories, key)
         self._objects[key] = record
         if record is None:
             self._histories[key] = ()
@@ -154,7 +160,7 @@ class Tx(msgspec.Struct, gc=False):
         """Adds an event to the entry's output and to the object's bounded history."""
         self.events.append(event)
         if keep > 0:
-            if self._undo is not None:
+            if self._undo is not None and key in self._histories:
                 self._log(self._histories, key)
             self._histories[key] = appended(self.get_history(key), event, keep)
 
@@ -177,11 +183,18 @@ class Tx(msgspec.Struct, gc=False):
 
     def begin_step(self) -> None:
         """A step (one operation of a non-atomic batch) begins: until the next step or
-        `end_step`, every write is logged so that `drop_step` can take it back. Cheaper
+        `end_step`, writes are logged so that `drop_step` can take them back. Cheaper
         than a child `Tx` per operation (its overlay, the reads through two levels and
-        the merge cost ~1 us an operation); no child may be made during a step."""
+        the merge cost ~1 us an operation); no child may be made during a step.
+
+        An object or history the step adds to the overlay is not logged (most writes of a
+        batch: each operation its own object): a dict keeps its keys in insertion order
+        and overlay keys are never deleted, so the keys added since the step began are
+        the last ones, and `drop_step` pops them (newest first). Only what the step
+        overwrites in those two, and every machine or tombstone it writes, is logged."""
         self._undo = []
-        self._step_marks = (len(self.events), len(self.deadlines))
+        self._step_marks = (len(self.events), len(self.deadlines), len(self._objects),
+                            len(self._histories))
 
     def drop_step(self) -> None:
         """Takes back what the current step wrote, newest first; the step ends."""
@@ -192,7 +205,10 @@ class Tx(msgspec.Struct, gc=False):
                 del table[key]
             else:
                 table[key] = old
-        events, deadlines = self._step_marks
+        events, deadlines, objects, histories = self._step_marks
+        for table, size in ((self._objects, objects), (self._histories, histories)):
+            while len(table) > size:
+                table.popitem()  # the keys the step added, newest first (LIFO)
         del self.events[events:]
         del self.deadlines[deadlines:]
         self._undo = None
