@@ -103,8 +103,13 @@ def test_unknown_outcome_is_504_and_the_retry_applies_once(make_cluster: Callabl
         assert time.monotonic() < deadline, retry
         time.sleep(0.3)
     assert retry.json["object"]["version"] == 2
-    obj = cluster.http(leader).get(f"{M}/objects/u-1").json
-    assert (obj["state"], obj["version"]) == ("held", 2)
+    while True:  # the paused node may still be learning who leads now: 503, retry
+        r = cluster.http(leader).get(f"{M}/objects/u-1")
+        if r.status not in (503, 504) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.3)
+    assert r.status == 200, r
+    assert (r.json["state"], r.json["version"]) == ("held", 2)
 
 
 def test_state_timeouts_fire_through_leader_ticks(make_cluster: Callable[..., Cluster]) -> None:
