@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster.core.engine import apply
-from cluster.core.entries import Batch, Entry, PutMachine, Transition
+from cluster.core.entries import Batch, Entry, PutMachine, Transition, decode, encode
 from cluster.core.state import ClusterState
 from cluster.gc_policy import collect_and_freeze, raise_young_threshold
 from schema_lang import compile_machine, load_example
 from schema_lang.model import EvalContext, ObjectView
+
+from .workloads import MACHINE, REGISTER_MACHINE, key_name
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,39 @@ def batched_transitions(n: int, size: int = 100, objects: int = 1_000) -> CoreRe
         _as_before(thresholds)
 
 
+def register_batches(n: int, size: int = 100, objects: int = 10_000) -> CoreResult:
+    """The cluster's batch workload (`bench cluster --kinds batch`) as one node applies it:
+    entries of `size` `put`s of 64-character values to `register` objects, decoded from
+    their log bytes and applied (what every node does for every batch, HTTP and Raft aside)."""
+    state = ClusterState()
+    apply(state, Entry(PutMachine(MACHINE, REGISTER_MACHINE), at_ms=1))
+    for i in range(objects):
+        apply(state, Entry(Transition(MACHINE, key_name(i), "create"), at_ms=1, index=i + 2))
+    blobs = []
+    for b in range(n // size):
+        value = f"{b:064d}"
+        ops = tuple(Transition(MACHINE, key_name((b * size + j) % objects), "put", {"value": value})
+                    for j in range(size))
+        blobs.append(encode(Entry(Batch(ops), at_ms=2 + b)))
+
+    def run() -> None:
+        for i, blob in enumerate(blobs, 1):
+            outcome = apply(state, decode(blob, objects + 1 + i))
+            if any(result.status != "applied" for result in outcome.results):
+                raise AssertionError("a put was unexpectedly refused")
+            if i % (FREEZE_EVERY // size) == 0:
+                collect_and_freeze()
+
+    thresholds = _freeze_at_start()
+    try:
+        return timed(f"register puts in batches of {size}, decoded", len(blobs) * size, run)
+    finally:
+        _as_before(thresholds)
+
+
 def run_core(scale: float = 1.0) -> list[CoreResult]:
     n = max(1_000, int(200_000 * scale))
-    return [guard_evaluations(n * 2), transitions(n), batched_transitions(n)]
+    return [guard_evaluations(n * 2), transitions(n), batched_transitions(n), register_batches(n)]
 
 
 def main(scale: float = 1.0) -> int:
