@@ -99,15 +99,21 @@ def gc_paused() -> Iterator[None]:
 
 
 def collect_unless_paused() -> bool:
-    """`gc.collect()` then `gc.freeze()`, unless a decode has the GC paused.
+    """Collect every unfrozen object, then `gc.freeze()`, unless a decode has the GC paused.
 
     Under the pause lock, so a pause cannot begin while the collection runs (a
     plain `isenabled()` check raced with the Raft thread starting a decode: the
-    collection then walked the half-decoded 1M-object state, ~13 s with the GIL held)."""
+    collection then walked the half-decoded 1M-object state, ~13 s with the GIL held).
+
+    The oldest generation is collected only when it holds unfrozen objects (automatic
+    collections moved them there since the last freeze): otherwise every unfrozen object is
+    in the two young ones, and collecting those finds the same garbage. A full collection
+    also empties CPython's free lists (tuples, lists, dicts, floats), which the next tenth
+    of a second then allocates afresh: 0.4 ms against 0.9-1.4 ms a collection, measured."""
     with _pause_lock:
         if _pauses[0]:
             return False
-        gc.collect()
+        gc.collect(2 if gc.get_objects(generation=2) else 1)
         gc.freeze()
         return True
 
