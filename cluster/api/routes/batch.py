@@ -9,7 +9,9 @@ was ~4 % of its CPU under batches of 100. msgspec checks the operations' shape i
 (`_Operation`: fields, types, versions), one regex call all their ids
 (`inputs.all_valid_ids`), and Python only their data's limits. A batch refused by any of
 these is checked again operation by operation (`operation`), which words the refusal of
-the first bad one as it always has.
+the first bad one as it always has. 100 `put`s of 64-character values: ~228 → ~96 µs
+(medians of six alternating pairs); `tests/unit/test_batch_operations.py` compares
+both paths on hypothesis operation lists.
 """
 
 from __future__ import annotations
