@@ -130,12 +130,17 @@ def test_a_damaged_blob_decodes_or_fails_as_the_general_path_does(
 NUMBER = r"-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?"
 
 
+INTEGERS = st.one_of(st.integers(), st.integers(2**63 - 3, 2**64 + 3), st.integers(-(2**63) - 3, -(2**63) + 3),
+                    st.integers(-(10**30), 10**30)).map(str)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.from_regex(NUMBER, fullmatch=True))
+@given(st.one_of(st.from_regex(NUMBER, fullmatch=True), INTEGERS))
 def test_every_number_literal_reads_as_orjson_reads_it(literal: str) -> None:
     raw = json.dumps(envelope(op(data={"n": "N", "l": ["N"]}, expected_version="E"), t="T"))
-    for target in ('"N"', '"E"', '"T"'):
-        assert_same(raw.replace(target, literal).encode())
+    for target in ('"N"', '"E"', '"T"'):  # one at a time, the others a plain 1
+        blob = raw.replace(target, literal)
+        assert_same(blob.replace('"N"', "1").replace('"E"', "1").replace('"T"', "1").encode())
 
 
 def batch(*operations: Any, atomic: Any = False, **fields: Any) -> bytes:
