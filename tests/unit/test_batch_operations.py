@@ -1,5 +1,6 @@
 """A batch's operations: what each becomes, and how a bad one refuses the whole batch
-(`routes.batch.operations`; the request body's 64-bit integer check below)."""
+(`routes.batch.operations`; the request body's 64-bit integer check below); its typed
+path gives what checking the operations one by one gives."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from cluster.api.errors import ApiError
-from cluster.api.routes.batch import operations
+from cluster.api.routes.batch import operation, operations
 from cluster.config import Settings
 from cluster.core.entries import Transition
+from tests.fuzz.test_hostile_fuzz import payload_value, payloads
+from tests.unit.test_entry_decode import typed
 
 
 def settings() -> Settings:
@@ -122,3 +128,52 @@ def test_integer_literals_past_64_bits_are_still_refused(literal: str) -> None:
 def test_long_digit_runs_that_are_not_big_integers_pass() -> None:
     body = b'{"v": "' + b"1234567890" * 5 + b'", "n": 9223372036854775807, "m": -9223372036854775808}'
     assert read_json(body)["n"] == 2**63 - 1
+
+
+def one_by_one(raw_ops: list[Any]) -> Any:
+    """What `operations` gave before its typed path: each operation checked in turn."""
+    try:
+        return typed(tuple(operation(position, raw, settings()) for position, raw in enumerate(raw_ops)))
+    except ApiError as exc:
+        return (exc.code, exc.message, exc.details)
+
+
+def at_once(raw_ops: list[Any]) -> Any:
+    try:
+        return typed(operations(raw_ops, settings()))
+    except ApiError as exc:
+        return (exc.code, exc.message, exc.details)
+
+
+names = st.one_of(st.sampled_from(["kv", "k1", "put", "A.b_c~d:e@f-g", "x" * 200, "...", ".", "..", "", "a\nb",
+                                   "a\n", "\n", "é", "a b", "x" * 201, "a/b"]), st.text(max_size=4))
+versions = st.one_of(st.none(), st.integers(-2, 3), st.sampled_from([2**63 - 1, 2**63, -(2**63)]),
+                     st.booleans(), st.floats(allow_nan=False), st.text(max_size=2))
+datas = st.one_of(st.none(), payloads, st.dictionaries(st.text(max_size=3), payload_value, max_size=3),
+                  payload_value, st.builds(lambda n: {"v": "x" * n}, st.integers(150, 250)))
+operation_fields = st.fixed_dictionaries({}, optional={
+    "machine": names, "id": names, "transition": names, "data": datas, "expected_version": versions,
+    "extra": st.integers(), "k": st.just("transition")})
+valid_operations = st.fixed_dictionaries({"machine": st.just("kv"), "id": st.sampled_from(["k1", "k.2"]),
+                                          "transition": st.just("put")},
+                                         optional={"data": st.none() | st.dictionaries(st.text(max_size=3), payload_value,
+                                                                                       max_size=2),
+                                                   "expected_version": st.none() | st.integers(0, 2**63 - 1)})
+raw_operations = st.lists(st.one_of(valid_operations, valid_operations, operation_fields,
+                                    st.sampled_from(["x", 1, None, []])), min_size=1, max_size=6)
+
+
+@hypothesis_settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw_operations)
+def test_the_typed_path_gives_the_transitions_or_the_refusal_of_checking_one_by_one(raw_ops: list[Any]) -> None:
+    try:
+        raw_ops = orjson.loads(orjson.dumps(raw_ops))  # as a request body decodes
+    except orjson.JSONEncodeError:  # past 64 bits: read_json refuses such a body
+        return
+    assert at_once(raw_ops) == one_by_one(raw_ops)
+
+
+def test_ids_that_read_as_two_are_still_refused() -> None:
+    with pytest.raises(ApiError) as got:
+        operations([op(), op(transition="a\nb"), op(id="\n")], settings())
+    assert got.value.code == "invalid_id" and got.value.message.startswith("operation 1: transition 'a\\nb'")

@@ -3,12 +3,22 @@
 Over `--max-batch-operations` operations is `413 payload_too_large` (a size
 limit like the body and data limits). A malformed operation refuses the whole
 batch with `400 invalid_request`, its position in `details`.
+
+The node that takes the request checks every operation: per operation in Python, this
+was ~4 % of its CPU under batches of 100. msgspec checks the operations' shape in C
+(`_Operation`: fields, types, versions), one regex call all their ids
+(`inputs.all_valid_ids`), and Python only their data's limits. A batch refused by any of
+these is checked again operation by operation (`operation`), which words the refusal of
+the first bad one as it always has. 100 `put`s of 64-character values: ~228 → ~96 µs
+(medians of six alternating pairs); `tests/unit/test_batch_operations.py` compares
+both paths on hypothesis operation lists.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
 
 from cluster.config import Settings
@@ -21,6 +31,17 @@ from ..responses import propose
 from .table import IDEMPOTENCY_KEY, PRIORITY, TIMEOUT, WRITE_ERRORS, Route
 
 OPERATION_FIELDS = {"machine", "id", "transition", "data", "expected_version"}
+_Version = Annotated[int, msgspec.Meta(ge=0, le=inputs.MAX_VERSION)]  # strict: no bools, no floats
+
+
+class _Operation(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    """An operation `operation` accepts, but for its data's limits (`inputs.checked_data`)."""
+
+    machine: str  # ids: `inputs.all_valid_ids`, one regex call for the batch
+    id: str
+    transition: str
+    data: Any = None  # taken as it is: the checks and the Transition keep the request's dict
+    expected_version: _Version | None = None
 
 
 async def post_batch(request: web.Request) -> web.Response:
@@ -45,7 +66,22 @@ async def post_batch(request: web.Request) -> web.Response:
 
 def operations(raw_ops: list[Any], settings: Settings) -> tuple[Transition, ...]:
     """The batch's transitions; the first operation `operation` refuses refuses the batch."""
-    return tuple(operation(position, raw, settings) for position, raw in enumerate(raw_ops))
+    transitions = _well_formed(raw_ops, settings)
+    if transitions is None:
+        transitions = tuple(operation(position, raw, settings) for position, raw in enumerate(raw_ops))
+    return transitions
+
+
+def _well_formed(raw_ops: list[Any], settings: Settings) -> tuple[Transition, ...] | None:
+    """The transitions when every operation is well-formed, else None (`operation` words why)."""
+    try:
+        ops = msgspec.convert(raw_ops, list[_Operation])
+        if not inputs.all_valid_ids([name for op in ops for name in (op.machine, op.id, op.transition)]):
+            return None
+        return tuple([Transition(op.machine, op.id, op.transition, inputs.checked_data(op.data, settings),
+                                 op.expected_version) for op in ops])
+    except (msgspec.ValidationError, ApiError):
+        return None
 
 
 def operation(position: int, raw: Any, settings: Settings) -> Transition:
