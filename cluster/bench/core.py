@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,28 @@ def _as_before(thresholds: tuple[int, int, int]) -> None:
     gc.set_threshold(*thresholds)
 
 
+def applied_as_a_node(name: str, state: ClusterState, entries: Sequence[Any], per_entry: int,
+                      read: Callable[[Any, int], Entry] | None = None) -> CoreResult:
+    """Applies `entries` of `per_entry` transitions each to `state`, timed, with the GC as on
+    a node; `read` turns each into its `Entry` inside the timed loop (e.g. decodes its log
+    bytes; `i` counts from 1). A refused transition, alone or in a batch, stops the run: a
+    benchmark of refusals would measure the wrong thing."""
+
+    def run() -> None:
+        for i, item in enumerate(entries, 1):
+            outcome = apply(state, item if read is None else read(item, i))
+            if not outcome.ok or any(not result.ok for result in outcome.results):
+                raise AssertionError(f"{name}: a transition was unexpectedly refused")
+            if i % (FREEZE_EVERY // per_entry) == 0:
+                collect_and_freeze()
+
+    thresholds = _freeze_at_start()
+    try:
+        return timed(name, len(entries) * per_entry, run)
+    finally:
+        _as_before(thresholds)
+
+
 def guard_evaluations(n: int) -> CoreResult:
     lock = compile_machine(load_example("lock"), "lock")
     guard = lock.transitions["acquire"][0].dst
@@ -103,18 +125,7 @@ def transitions(n: int, objects: int = 1_000) -> CoreResult:
             )
         )
 
-    def run() -> None:
-        for i, entry in enumerate(entries, 1):
-            if not apply(state, entry).ok:
-                raise AssertionError("transition unexpectedly refused")
-            if i % FREEZE_EVERY == 0:
-                collect_and_freeze()
-
-    thresholds = _freeze_at_start()
-    try:
-        return timed(f"applied transitions (lock, {objects:,} objects)", n, run)
-    finally:
-        _as_before(thresholds)
+    return applied_as_a_node(f"applied transitions (lock, {objects:,} objects)", state, entries, 1)
 
 
 def batched_transitions(n: int, size: int = 100, objects: int = 1_000) -> CoreResult:
@@ -128,17 +139,7 @@ def batched_transitions(n: int, size: int = 100, objects: int = 1_000) -> CoreRe
         )
         batches.append(Entry(Batch(ops), at_ms=2 + b, index=objects + 2 + b))
 
-    def run() -> None:
-        for i, entry in enumerate(batches, 1):
-            apply(state, entry)
-            if i % (FREEZE_EVERY // size) == 0:
-                collect_and_freeze()
-
-    thresholds = _freeze_at_start()
-    try:
-        return timed(f"applied transitions in batches of {size}", len(batches) * size, run)
-    finally:
-        _as_before(thresholds)
+    return applied_as_a_node(f"applied transitions in batches of {size}", state, batches, size)
 
 
 def register_batches(n: int, size: int = 100, objects: int = 10_000) -> CoreResult:
@@ -156,19 +157,8 @@ def register_batches(n: int, size: int = 100, objects: int = 10_000) -> CoreResu
                     for j in range(size))
         blobs.append(encode(Entry(Batch(ops), at_ms=2 + b)))
 
-    def run() -> None:
-        for i, blob in enumerate(blobs, 1):
-            outcome = apply(state, decode(blob, objects + 1 + i))
-            if any(result.status != "applied" for result in outcome.results):
-                raise AssertionError("a put was unexpectedly refused")
-            if i % (FREEZE_EVERY // size) == 0:
-                collect_and_freeze()
-
-    thresholds = _freeze_at_start()
-    try:
-        return timed(f"register puts in batches of {size}, decoded", len(blobs) * size, run)
-    finally:
-        _as_before(thresholds)
+    return applied_as_a_node(f"register puts in batches of {size}, decoded", state, blobs, size,
+                             read=lambda blob, i: decode(blob, objects + 1 + i))
 
 
 def run_core(scale: float = 1.0) -> list[CoreResult]:

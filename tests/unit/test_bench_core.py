@@ -3,7 +3,10 @@ refused transition stops it (a benchmark of refusals would measure the wrong thi
 
 from __future__ import annotations
 
-from cluster.bench.core import register_batches, run_core
+import pytest
+
+from cluster.bench.core import _lock_state, applied_as_a_node, register_batches, run_core
+from cluster.core.entries import Batch, Entry, Transition
 
 
 def test_every_line_runs_and_counts_what_it_applied() -> None:
@@ -17,3 +20,11 @@ def test_every_line_runs_and_counts_what_it_applied() -> None:
 def test_the_batch_workload_applies_every_put() -> None:
     result = register_batches(1_000, objects=50)  # each object put 20 times
     assert result.operations == 1_000
+
+
+def test_a_refusal_inside_a_batch_stops_the_run() -> None:
+    state = _lock_state(2)
+    refused = Entry(Batch((Transition("lock", "l0", "acquire", {"owner": "w1"}),
+                           Transition("lock", "l1", "release", {"owner": "w1"}))), at_ms=5, index=9)
+    with pytest.raises(AssertionError, match="unexpectedly refused"):
+        applied_as_a_node("batches", state, [refused], 2)  # l1 is free: its release is refused
