@@ -30,7 +30,6 @@ from ..errors import ApiError
 from ..responses import propose
 from .table import IDEMPOTENCY_KEY, PRIORITY, TIMEOUT, WRITE_ERRORS, Route
 
-OPERATION_FIELDS = {"machine", "id", "transition", "data", "expected_version"}
 _Version = Annotated[int, msgspec.Meta(ge=0, le=inputs.MAX_VERSION)]  # strict: no bools, no floats
 
 
@@ -42,6 +41,9 @@ class _Operation(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=Tr
     transition: str
     data: Any = None  # taken as it is: the checks and the Transition keep the request's dict
     expected_version: _Version | None = None
+
+
+OPERATION_FIELDS = set(_Operation.__struct_fields__)  # what `operation` allows, too
 
 
 async def post_batch(request: web.Request) -> web.Response:
