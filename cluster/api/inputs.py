@@ -218,6 +218,18 @@ def idempotency_key(request: web.Request) -> str | None:
     return key
 
 
+def prefers_minimal(request: web.Request) -> bool:
+    """Whether the request's `Prefer` headers (RFC 7240) ask for `return=minimal`: a write
+    then answers with each object's summary. Unknown preferences are ignored, as the RFC
+    has it; names and values are case-insensitive, a value may be quoted."""
+    for header in request.headers.getall("Prefer", ()):
+        for preference in header.split(","):
+            name, _, value = preference.split(";", 1)[0].partition("=")
+            if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+                return True
+    return False
+
+
 def timeout(request: web.Request, settings: Settings) -> float:
     raw = request.query.get("timeout")
     if raw is None:

@@ -37,29 +37,34 @@ def etag_headers(body: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
-def outcome_response(outcome: Outcome) -> web.Response:
+def outcome_response(outcome: Outcome, minimal: bool = False) -> web.Response:
+    """The answer to a write; `minimal` (`Prefer: return=minimal`): each object as its
+    summary (`ObjectRecord.summary_json`), said in `Preference-Applied`."""
     status = outcome_status(outcome)
+    minimal = minimal and (bool(outcome.results) or outcome.record is not None)
+    applied = {"Preference-Applied": "return=minimal"} if minimal else {}
     if outcome.results:
-        body: dict[str, Any] = {"results": [batch_result(r) for r in outcome.results]}
+        body: dict[str, Any] = {"results": [batch_result(r, minimal) for r in outcome.results]}
         if outcome.error is not None:
             body.update(error_body(outcome.error.code, outcome.error.message, outcome.error.details))
-        return json_response(body, status)
+        return json_response(body, status, applied)
     if outcome.error is not None:
         # the engine's 429 (the Idempotency-Key table is full for its window): retry later
         retry = {"Retry-After": "1"} if outcome.error.code == "overloaded" else None
         return json_response(outcome.error.as_json(), status, retry)
-    body = outcome.body  # rendered here, on the node that answers (outcome.py)
-    return json_response(body, status, etag_headers(body))
+    body = outcome.rendered(minimal)  # rendered here, on the node that answers (outcome.py)
+    return json_response(body, status, {**etag_headers(body), **applied})
 
 
-def batch_result(outcome: Outcome) -> dict[str, Any]:
+def batch_result(outcome: Outcome, minimal: bool = False) -> dict[str, Any]:
     """One operation's answer, as SPEC 4.6 has it: `{"status", "object"}` or `{"status",
     "error"}`. Not its event (the feed has it): that was 40 % of a batch's answer."""
     if outcome.error is not None:
         return {"status": outcome_status(outcome), **outcome.error.as_json()}
     result: dict[str, Any] = {"status": OUTCOME_STATUS.get(outcome.status, 200)}
-    if outcome.record is not None:
-        result["object"] = outcome.record.to_json()
+    record = outcome.record
+    if record is not None:
+        result["object"] = record.summary_json() if minimal else record.to_json()
     return result
 
 
@@ -80,7 +85,7 @@ async def propose(
             principal=principal_of(request),
             priority=lane,
         )
-    return outcome_response(outcome)
+    return outcome_response(outcome, inputs.prefers_minimal(request))
 
 
 def touched(command: Command) -> tuple[tuple[str, ...], int]:

@@ -274,16 +274,21 @@ class AsyncClient:
         atomic: bool = False,
         idempotency_key: str | None = None,
         timeout: float | str | None = None,
+        minimal: bool = False,
     ) -> JSON:
+        """`minimal`: each result's object is its summary (machine, id, state, version,
+        index), as `Prefer: return=minimal` asks: for bulk writes that need no data back."""
         body = {"atomic": atomic, "operations": [dict(op) for op in operations]}
-        return await self._keyed_write("POST", "/v1/batch", body, idempotency_key, timeout)
+        prefer = {"Prefer": "return=minimal"} if minimal else None
+        return await self._keyed_write("POST", "/v1/batch", body, idempotency_key, timeout, prefer)
 
     async def _keyed_write(
-        self, method: str, path: str, body: JSON, key: str | None, timeout: float | str | None
+        self, method: str, path: str, body: JSON, key: str | None, timeout: float | str | None,
+        headers: Mapping[str, str] | None = None,
     ) -> JSON:
         return await self._call(
             method, path, json_body=body, params=_duration(timeout),
-            headers={"Idempotency-Key": key or str(uuid.uuid4())},
+            headers={"Idempotency-Key": key or str(uuid.uuid4()), **(headers or {})},
             attempt_timeout=_attempt_timeout(self.policy, timeout),
         )
 

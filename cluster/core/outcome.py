@@ -51,9 +51,14 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
 
     @property
     def body(self) -> dict[str, Any]:
+        return self.rendered()
+
+    def rendered(self, summary: bool = False) -> dict[str, Any]:
+        """The body; `summary`: its object as `ObjectRecord.summary_json` has it."""
         if self.record is None:
             return self.raw_body
-        return {"object": self.record.to_json(), **self.raw_body}
+        obj = self.record.summary_json() if summary else self.record.to_json()
+        return {"object": obj, **self.raw_body}
 
     @property
     def ok(self) -> bool:

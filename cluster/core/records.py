@@ -143,6 +143,12 @@ class ObjectRecord(msgspec.Struct, frozen=True, gc=False, array_like=True):
             "index": self.index,
         }
 
+    def summary_json(self) -> dict[str, Any]:
+        """What a write answers with under `Prefer: return=minimal`: which object, where it
+        is and at which version and log index, without its data, tasks or times."""
+        return {"machine": self.machine, "id": self.id, "state": self.state,
+                "version": self.version, "index": self.index}
+
 
 @dataclass(frozen=True, slots=True)
 class MachineEntry:

@@ -158,6 +158,35 @@ def test_batch_reports_each_operation(cluster3: Cluster) -> None:
     assert cluster3.http(2).get(f"{LOCK}/objects/b-1").json["version"] == 2
 
 
+def test_writes_answer_summaries_when_asked(cluster3: Cluster) -> None:
+    """`Prefer: return=minimal` (RFC 7240): each object of a write's answer is its summary
+    (machine, id, state, version, index); refusals and the rest of the answer are unchanged;
+    without the header, whole objects."""
+    ops = [op("s-1", "create"), op("s-1", "acquire", data={"owner": "w"}),
+           op("s-1", "acquire", data={"owner": "w"})]
+    r = cluster3.http(1).post("/v1/batch", json={"operations": ops},
+                              headers={"Prefer": "return=minimal"})
+    assert r.status == 200, r
+    assert r.headers.get("Preference-Applied") == "return=minimal"
+    created, acquired, refused = r.json["results"]
+    stored = cluster3.http(2).get(f"{LOCK}/objects/s-1").json
+    assert acquired == {"status": 200, "object": {"machine": "block", "id": "s-1", "state": "held",
+                                                  "version": 2, "index": stored["index"]}}
+    assert created["object"]["version"] == 1 and set(created["object"]) == set(acquired["object"])
+    assert refused["status"] == 409 and refused["error"]["code"] == "transition_not_allowed"
+
+    r = cluster3.http(0).post(f"{LOCK}/objects/s-1/transitions/release", json={"data": {"owner": "w"}},
+                              headers={"Prefer": 'respond-async, return="minimal"'})
+    assert r.status == 200, r
+    assert r.json["object"] == {"machine": "block", "id": "s-1", "state": "free", "version": 3,
+                                "index": r.json["event"]["index"]}
+    assert r.json["event"]["to"] == "free" and r.headers.get("ETag") == '"3"'
+
+    r = cluster3.http(0).post("/v1/batch", json={"operations": [op("s-1", "acquire", data={"owner": "v"})]})
+    assert "Preference-Applied" not in r.headers
+    assert r.json["results"][0]["object"]["data"] == {"owner": "v"}
+
+
 def test_atomic_batch_applies_all_or_nothing(cluster3: Cluster) -> None:
     ops = [op("b-3", "create"), op("b-3", "acquire", data={"owner": "BAD OWNER"})]
     r = cluster3.http(0).post("/v1/batch", json={"atomic": True, "operations": ops})

@@ -102,6 +102,10 @@ async def test_votes_and_batches_through_the_client(cluster3: Cluster) -> None:
             {"machine": "approval", "id": "r2", "transition": "submit"},
         ])
         assert [r["status"] for r in batch["results"]] == [201, 200]
+        assert batch["results"][1]["object"]["data"] == {"title": "t"}
+        summaries = await fsm.batch([{"machine": "approval", "id": "r3", "transition": "create",
+                                      "data": {"title": "t"}}], minimal=True)
+        assert set(summaries["results"][0]["object"]) == {"machine", "id", "state", "version", "index"}
 
 
 async def test_client_fails_over_when_the_first_urls_node_is_killed(

@@ -89,3 +89,21 @@ def test_limit_bounds(raw: str) -> None:
     with pytest.raises(ApiError):
         inputs.limit(request(f"/?limit={raw}"))
     assert inputs.limit(request("/?limit=1000")) == 1000
+
+
+@pytest.mark.parametrize(
+    ("prefer", "minimal"),
+    [
+        ("return=minimal", True),
+        ('respond-async, Return = "Minimal"', True),
+        ("return=minimal; foo=bar", True),
+        ("return=representation", False),
+        ("handling=lenient", False),
+        ("minimal", False),
+        (None, False),
+    ],
+)
+def test_prefer_return_minimal(prefer: str | None, minimal: bool) -> None:
+    """RFC 7240: names and values are case-insensitive, a value may be quoted, parameters
+    and unknown preferences are ignored."""
+    assert inputs.prefers_minimal(request("/", {"Prefer": prefer} if prefer else None)) is minimal

@@ -28,7 +28,7 @@ from .. import inputs
 from ..context import settings_of
 from ..errors import ApiError
 from ..responses import propose
-from .table import IDEMPOTENCY_KEY, PRIORITY, TIMEOUT, WRITE_ERRORS, Route
+from .table import IDEMPOTENCY_KEY, PREFER, PRIORITY, TIMEOUT, WRITE_ERRORS, Route
 
 _Version = Annotated[int, msgspec.Meta(ge=0, le=inputs.MAX_VERSION)]  # strict: no bools, no floats
 
@@ -112,5 +112,5 @@ def operation(position: int, raw: Any, settings: Settings) -> Transition:
 ROUTES = [
     Route("POST", "/v1/batch", post_batch, "Apply many transitions in one log entry", "batch",
           {200: "BatchResult", **WRITE_ERRORS}, request="BatchRequest",
-          params=(TIMEOUT, IDEMPOTENCY_KEY, PRIORITY)),
+          params=(TIMEOUT, IDEMPOTENCY_KEY, PRIORITY, PREFER)),
 ]

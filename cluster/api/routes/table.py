@@ -44,6 +44,12 @@ CONSISTENCY = Param(
     "linearizable (default) or stale (local read; see X-Raft-Applied-Index)",
     {"type": "string", "enum": ["linearizable", "stale"]},
 )
+PREFER = Param(
+    "Prefer",
+    "header",
+    "return=minimal: each object in the answer is its summary (machine, id, state, version, "
+    "index), said back in Preference-Applied (RFC 7240)",
+)
 PRIORITY = Param(
     "X-Priority",
     "header",

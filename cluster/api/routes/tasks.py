@@ -15,6 +15,7 @@ from .table import (
     CONSISTENCY,
     IDEMPOTENCY_KEY,
     LIMIT,
+    PREFER,
     READ_ERRORS,
     TIMEOUT,
     WRITE_ERRORS,
@@ -81,8 +82,8 @@ ROUTES = [
                   Param("machine", "query", "only tasks of this machine"), LIMIT, CONSISTENCY)),
     Route("POST", OBJECT + "/tasks/{task}", report_task, "Report a task completed or failed", "tasks",
           {200: "ObjectResult", **WRITE_ERRORS}, request="TaskReport",
-          params=(TIMEOUT, IDEMPOTENCY_KEY)),
+          params=(TIMEOUT, IDEMPOTENCY_KEY, PREFER)),
     Route("POST", OBJECT + "/tasks:retry", retry_tasks, "Re-issue failed or pending tasks", "tasks",
           {200: "ObjectResult", **WRITE_ERRORS}, request="TaskRetry",
-          params=(TIMEOUT, IDEMPOTENCY_KEY)),
+          params=(TIMEOUT, IDEMPOTENCY_KEY, PREFER)),
 ]

@@ -10,7 +10,7 @@ from cluster.core.entries import Transition
 from .. import inputs
 from ..context import settings_of
 from ..responses import propose
-from .table import IDEMPOTENCY_KEY, PRIORITY, TIMEOUT, WRITE_ERRORS, Param, Route
+from .table import IDEMPOTENCY_KEY, PREFER, PRIORITY, TIMEOUT, WRITE_ERRORS, Param, Route
 
 
 async def apply_transition(request: web.Request) -> web.Response:
@@ -35,6 +35,6 @@ ROUTES = [
           "Apply a transition (creates the object when it starts from null)", "transitions",
           {200: "TransitionResult", 201: "TransitionResult", 202: "PendingResult", **WRITE_ERRORS},
           request="TransitionRequest",
-          params=(TIMEOUT, IDEMPOTENCY_KEY, PRIORITY,
+          params=(TIMEOUT, IDEMPOTENCY_KEY, PRIORITY, PREFER,
                   Param("If-Match", "header", 'expected object version, e.g. "3"'))),
 ]

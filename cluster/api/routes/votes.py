@@ -10,7 +10,7 @@ from .. import inputs
 from ..context import settings_of
 from ..errors import ApiError
 from ..responses import propose
-from .table import IDEMPOTENCY_KEY, TIMEOUT, WRITE_ERRORS, Route
+from .table import IDEMPOTENCY_KEY, PREFER, TIMEOUT, WRITE_ERRORS, Route
 
 
 async def put_vote(request: web.Request) -> web.Response:
@@ -43,7 +43,7 @@ OBJECT = "/v1/machines/{machine}/objects/{id}"
 ROUTES = [
     Route("PUT", OBJECT + "/votes/{voter}", put_vote, "Vote on the pending change", "votes",
           {200: "VoteResult", 403: "Error", **WRITE_ERRORS}, request="VoteRequest",
-          params=(TIMEOUT, IDEMPOTENCY_KEY)),
+          params=(TIMEOUT, IDEMPOTENCY_KEY, PREFER)),
     Route("DELETE", OBJECT + "/pending", withdraw, "Withdraw the pending change", "votes",
-          {200: "ObjectResult", **WRITE_ERRORS}, params=(TIMEOUT,)),
+          {200: "ObjectResult", **WRITE_ERRORS}, params=(TIMEOUT, PREFER)),
 ]
