@@ -51,9 +51,10 @@ def share_interpreter(settings: config.Settings) -> None:
     A thread that wants the GIL waits until the holder has run `--gil-switch-interval`.
     A write crosses threads several times (the HTTP thread proposes, the Raft thread
     replicates, applies and calls back) and each crossing can wait that long behind
-    the other busy thread: at CPython's 5 ms, CAS at 64 clients had a p99 of 30-37 ms;
-    at 1 ms, 25-33 ms, with 8-16 % more CAS/s and no fewer batched transitions
-    (alternating pairs, docs/BENCHMARKS.md round eight). 0.3 ms bought nothing more."""
+    the other busy thread. Against CPython's 5 ms, 1 ms gave CAS at 64 clients a median
+    10 % more transitions/s and a lower p99 in most of ten alternating pairs, lower read
+    p99s, and batches within noise (16 clients: median ±0 of ten pairs; 256: -3 % of six);
+    docs/BENCHMARKS.md, round eight. 0.3 ms bought nothing more."""
     sys.setswitchinterval(settings.gil_switch_interval)
 
 
