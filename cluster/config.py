@@ -84,6 +84,8 @@ class Settings:
     heartbeat_period: float = 0.1
     leader_fallback_timeout: float = 4.0
     auto_tick_period: float = 0.02
+    # how long a thread holds the GIL while another waits for it (CPython's default: 0.005)
+    gil_switch_interval: float = 0.001
     log_compaction_entries: int = 5000
     log_compaction_seconds: float = 300.0
     # test only, no flag: FSM_CLOCK_OFFSET_MS shifts this node's wall clock (a skewed node)
@@ -143,6 +145,7 @@ class Settings:
             "--max-in-flight-high": self.max_in_flight_high,
             "--admission-wait": self.admission_wait,
             "--log-budget": self.log_budget,
+            "--gil-switch-interval": self.gil_switch_interval,
         }
         for flag, value in positive.items():
             if value <= 0:
@@ -244,6 +247,9 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "heartbeat-period": (float, "leader heartbeat period in seconds (default 0.1)"),
     "leader-fallback-timeout": (float, "a leader without quorum for this long steps down (4.0)"),
     "auto-tick-period": (float, "Raft thread poll period in seconds (default 0.02)"),
+    "gil-switch-interval": (float, "seconds a thread keeps Python's interpreter lock while "
+                                   "another waits for it: the Raft and HTTP threads hand it "
+                                   "over this often (default 0.001; CPython's own 0.005)"),
     "log-compaction-entries": (int, "snapshot after this many log entries (default 5000)"),
     "log-compaction-seconds": (float, "or after this many seconds (default 300)"),
     "events-window": (int, "recent events kept for GET /v1/events (default 100000)"),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pytest
 
+from cluster.cli.node import share_interpreter
 from cluster.config import Peer, SettingsError, add_arguments, from_args
 
 
@@ -99,3 +101,19 @@ def test_fsync_is_always_unless_turned_off() -> None:
         parse(BASE, {"FSM_FSYNC": "sometimes"})
     with pytest.raises(SystemExit):  # argparse refuses the flag's value
         parse(BASE + ["--fsync", "never"])
+
+
+
+def test_gil_switch_interval_is_a_millisecond_unless_set() -> None:
+    """The node hands the GIL between its threads every millisecond unless told otherwise
+    (docs/OPERATIONS.md); `share_interpreter` is what `fsmcluster node` calls with its settings."""
+    assert parse(BASE).gil_switch_interval == 0.001
+    assert parse(BASE, {"FSM_GIL_SWITCH_INTERVAL": "0.004"}).gil_switch_interval == 0.004
+    with pytest.raises(SettingsError, match="--gil-switch-interval must be positive"):
+        parse(BASE + ["--gil-switch-interval", "0"])
+    before = sys.getswitchinterval()
+    try:
+        share_interpreter(parse(BASE + ["--gil-switch-interval", "0.002"]))
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+    finally:
+        sys.setswitchinterval(before)
