@@ -84,7 +84,7 @@ class Settings:
     heartbeat_period: float = 0.1
     leader_fallback_timeout: float = 4.0
     auto_tick_period: float = 0.02
-    # how long a thread holds the GIL while another waits for it (CPython's default: 0.005)
+    # how long a thread holds the GIL while another waits (cli/node.py: share_interpreter)
     gil_switch_interval: float = 0.001
     log_compaction_entries: int = 5000
     log_compaction_seconds: float = 300.0

@@ -48,13 +48,10 @@ def add_node_command(subparsers: Any) -> None:
 def share_interpreter(settings: config.Settings) -> None:
     """How often the node's threads (Raft, HTTP, journal sync) hand the GIL over.
 
-    A thread that wants the GIL waits until the holder has run `--gil-switch-interval`.
-    A write crosses threads several times (the HTTP thread proposes, the Raft thread
-    replicates, applies and calls back) and each crossing can wait that long behind
-    the other busy thread. Against CPython's 5 ms, 1 ms gave CAS at 64 clients a median
-    10 % more transitions/s and a lower p99 in most of ten alternating pairs, lower read
-    p99s, and batches within noise (16 clients: median ±0 of ten pairs; 256: -3 % of six);
-    docs/BENCHMARKS.md, round eight. 0.3 ms bought nothing more."""
+    A thread that wants the GIL waits until the holder has run `--gil-switch-interval`,
+    and a write crosses threads several times (the HTTP thread proposes, the Raft thread
+    replicates, applies and calls back), each time possibly behind the other busy thread.
+    Why 1 ms and not CPython's 5: docs/BENCHMARKS.md, round eight (the pairs measured)."""
     sys.setswitchinterval(settings.gil_switch_interval)
 
 

@@ -103,7 +103,6 @@ def test_fsync_is_always_unless_turned_off() -> None:
         parse(BASE + ["--fsync", "never"])
 
 
-
 def test_gil_switch_interval_is_a_millisecond_unless_set() -> None:
     """The node hands the GIL between its threads every millisecond unless told otherwise
     (docs/OPERATIONS.md); `share_interpreter` is what `fsmcluster node` calls with its settings."""
