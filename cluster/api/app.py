@@ -28,7 +28,7 @@ from .errors import ApiError, error_response
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .openapi import build_openapi
-from .routes import all_routes
+from .routes import all_routes, resolution_order
 
 log = logging.getLogger("fsmcluster.api")
 
@@ -50,7 +50,7 @@ def build_app(node: ClusterNode, settings: Settings) -> web.Application:
                                            max_wait=settings.admission_wait)
     app[METRICS] = Metrics(node, app.get(EVENTS), admission)
     routes = [*all_routes(), *ui.ROUTES]
-    for route in routes:
+    for route in resolution_order(routes):
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
     app[OPENAPI] = build_openapi(routes)
     return app

@@ -238,6 +238,7 @@ class Metrics:
             "fsm_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry.register(RaftCollector(node))
         if hub is not None:
             self.registry.register(FeedCollector(hub))
@@ -245,5 +246,14 @@ class Metrics:
             self.registry.register(AdmissionCollector(node, admission))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        # the labelled children, looked up once per (method, route, status): `labels()` checks
+        # and builds its label tuple under a lock on every call (5.2 against 1.6 us). Bounded:
+        # aiohttp's parser takes only the methods it knows (else 400 before any handler),
+        # routes are the table's (or "unmatched"), statuses the API's.
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(method, route, str(status)),
+                                              self.latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
