@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .loadgen import LoadResult, LoadSpec, run_load
+from .loadgen import LoadResult, LoadSpec, process_cpu, run_load
 from .probe import ProbeSpec
 from .systems import EtcdCluster, FsmCluster, LocalCluster, SystemUnavailable, find_etcd
 from .workloads import WorkloadSpec
@@ -150,6 +150,19 @@ def start_systems(plan: Plan, notes: list[str]) -> dict[str, LocalCluster]:
     return clusters
 
 
+IDLE_SETTLE, IDLE_SECONDS = 1.0, 3.0
+
+
+def idle_cpu(clusters: dict[str, LocalCluster], seconds: float = IDLE_SECONDS) -> dict[str, str]:
+    """What each loaded cluster costs the box while it waits: during a compare, one system's
+    rounds run beside the other's idle cluster (its heartbeats, its tickers)."""
+    time.sleep(IDLE_SETTLE)  # the loading's last answers and syncs
+    before = {name: sum(process_cpu(c.pids)) for name, c in clusters.items()}
+    time.sleep(seconds)
+    return {f"{name} cluster idle": f"{100 * (sum(process_cpu(c.pids)) - before[name]) / seconds:.1f} % "
+            "of a core" for name, c in clusters.items()}
+
+
 def _loading_progress(name: str, keys: int) -> Callable[[int], None]:
     def show(done: int) -> None:
         if sys.stderr.isatty():
@@ -164,6 +177,7 @@ def run(plan: Plan) -> RunReport:
     began = time.monotonic()
     clusters = start_systems(plan, report.notes)
     try:
+        report.conditions.update(idle_cpu(clusters))
         order = [s for s in plan.systems if s in clusters]
         progress = Progress(len(plan.kinds) * len(plan.clients) * plan.rounds * len(order))
         progress.show("starting")

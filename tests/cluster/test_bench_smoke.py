@@ -25,7 +25,10 @@ def test_quick_cluster_bench_produces_figures(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=240,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    summaries = json.loads(out.read_text())["summaries"]
+    figures = json.loads(out.read_text())
+    summaries = figures["summaries"]
+    # what the idle cluster costs its neighbour in a compare (here the only one, fsm)
+    assert figures["conditions"]["fsm cluster idle"].endswith("% of a core"), figures["conditions"]
     assert {(s["kind"], s["clients"]) for s in summaries} == {
         (kind, clients) for kind in ("cas", "read", "batch") for clients in (1, 4)
     }
