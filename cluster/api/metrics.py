@@ -247,9 +247,9 @@ class Metrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         # the labelled children, looked up once per (method, route, status): `labels()` checks
-        # and builds its label tuple under a lock on every call (5.2 against 1.6 us). Bounded:
-        # aiohttp's parser takes only the methods it knows (else 400 before any handler),
-        # routes are the table's (or "unmatched"), statuses the API's.
+        # and builds its label tuple under a lock on every call (docs/BENCHMARKS.md, round
+        # nine). Bounded: aiohttp's parser takes only the methods it knows (else 400 before any
+        # handler), routes are the table's (or "unmatched"), statuses the API's.
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:

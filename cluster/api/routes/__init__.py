@@ -26,7 +26,7 @@ __all__ = ["Param", "Route", "all_routes", "resolution_order"]
 # The routes a node resolves most, tried first. aiohttp indexes routes by their path's
 # static prefix, so every route under `/v1/machines/{...}` is one list of candidates, each
 # matched with a regex in the order the routes were registered: a transition was the tenth
-# candidate (~5 % of a node's CPU under CAS load, docs/BENCHMARKS.md round nine).
+# candidate (what that cost: docs/BENCHMARKS.md, round nine).
 HOT = (
     ("POST", "/v1/machines/{machine}/objects/{id}/transitions/{transition}"),
     ("GET", "/v1/machines/{machine}/objects/{id}"),
