@@ -1,8 +1,9 @@
 """`fsmcluster bench cluster|compare`: one command, one run, fsmcluster beside etcd.
 
-Starts the clusters, loads the keys, then for every workload and client count
-runs the systems alternately (A B A B ...) for `rounds` rounds, so a
-disturbance on this shared box hits both; reports the median of the rounds.
+Starts the clusters, loads the keys, measures what each costs the box while idle
+(`idle_cpu`: a compare's rounds run beside the other system's idle cluster), then for
+every workload and client count runs the systems alternately (A B A B ...) for `rounds`
+rounds, so a disturbance on this shared box hits both; reports the median of the rounds.
 Batch points with at least `probe_from` clients (the overload points) also run
 the high-lane probe (probe.py) beside the load.
 """

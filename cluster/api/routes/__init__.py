@@ -19,20 +19,16 @@ from . import (
     views,
     votes,
 )
-from .table import Param, Route
+from .table import Handler, Param, Route
 
 __all__ = ["Param", "Route", "all_routes", "resolution_order"]
 
-# The routes a node resolves most, tried first. aiohttp indexes routes by their path's
-# static prefix, so every route under `/v1/machines/{...}` is one list of candidates, each
-# matched with a regex in the order the routes were registered: a transition was the tenth
-# candidate (what that cost: docs/BENCHMARKS.md, round nine).
-HOT = (
-    ("POST", "/v1/machines/{machine}/objects/{id}/transitions/{transition}"),
-    ("GET", "/v1/machines/{machine}/objects/{id}"),
-    ("PUT", "/v1/machines/{machine}/objects/{id}/votes/{voter}"),
-    ("POST", "/v1/machines/{machine}/objects/{id}/tasks/{task}"),
-)
+# The routes a node resolves most, by handler, tried first. aiohttp indexes routes by their
+# path's static prefix, so every route under `/v1/machines/{...}` is one list of candidates,
+# each matched with a regex in the order the routes were registered: a transition was the
+# tenth candidate (what that cost: docs/BENCHMARKS.md, round nine).
+HOT: tuple[Handler, ...] = (transitions.apply_transition, objects.get_object, votes.put_vote,
+                            tasks.report_task)
 
 
 def all_routes() -> list[Route]:
@@ -46,5 +42,5 @@ def all_routes() -> list[Route]:
 def resolution_order(routes: list[Route]) -> list[Route]:
     """`routes` in the order a router should try them: the `HOT` ones first, the rest as
     they were. No two routes match the same request, so the order changes only the time."""
-    rank = {key: i for i, key in enumerate(HOT)}
-    return sorted(routes, key=lambda r: rank.get((r.method, r.path), len(HOT)))
+    rank = {handler: i for i, handler in enumerate(HOT)}
+    return sorted(routes, key=lambda r: rank.get(r.handler, len(HOT)))
