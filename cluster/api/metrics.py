@@ -187,6 +187,9 @@ def log_gate_metrics(member: Any) -> Iterator[Metric]:
                               "for overload (429 on the follower)", value=gate.refused)
     yield CounterMetricFamily("fsm_high_forwarded", "high-lane commands this follower sent "
                               "to the leader ahead of pysyncobj's queue", value=forwarder.sent)
+    yield CounterMetricFamily("fsm_high_answered_by_leader", "high-lane commands this "
+                              "follower answered with the outcome the leader applied, before "
+                              "its own apply", value=forwarder.answered_early)
 
 
 class FeedCollector(Collector):

@@ -62,6 +62,7 @@ class LoadResult:
     probe_refused: int = 0
     probe_errors: int = 0
     probe_latencies_ms: list[float] = field(default_factory=list, repr=False)
+    probe_follower_latencies_ms: list[float] = field(default_factory=list, repr=False)
     probe_first_error: str | None = None
 
     @property
@@ -78,8 +79,8 @@ class LoadResult:
             return None
         return lat[min(len(lat) - 1, int(q / 100.0 * len(lat)))]
 
-    def probe_percentile(self, q: float) -> float | None:
-        lat = self.probe_latencies_ms
+    def probe_percentile(self, q: float, via_follower: bool = False) -> float | None:
+        lat = self.probe_follower_latencies_ms if via_follower else self.probe_latencies_ms
         return lat[min(len(lat) - 1, int(q / 100.0 * len(lat)))] if lat else None
 
     def merge_probe(self, part: dict[str, Any]) -> None:
@@ -87,6 +88,8 @@ class LoadResult:
         self.probe_refused += part["probe_refused"]
         self.probe_errors += part["probe_errors"]
         self.probe_latencies_ms = sorted(self.probe_latencies_ms + part["probe_latencies"])
+        self.probe_follower_latencies_ms = sorted(self.probe_follower_latencies_ms
+                                                  + part["probe_follower_latencies"])
         self.probe_first_error = self.probe_first_error or part["probe_first_error"]
 
     def merge(self, part: dict[str, Any]) -> None:

@@ -7,8 +7,10 @@ answer came late): on fsmcluster a `put` transition with `X-Priority: high` (the
 lane that lock renewals and dedup checks use, cluster/api/admission.py); on etcd,
 which has no lanes, the same write as a plain put, so the reader sees what the
 lane buys. Probe client `i` talks to node `i % 3`, so with two clients one of
-them usually goes through a follower (the forward path). A 429 counts as
-refused and the probe goes on at its next tick: the refusal itself is the figure.
+them usually goes through a follower (the forward path); the URLs start at the
+leader's (`LocalCluster.leader_first`), so client 0 writes through the leader and the
+latencies of the others are also kept apart, as those through a follower. A 429 counts
+as refused and the probe goes on at its next tick: the refusal itself is the figure.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ async def drive_probe(system: str, spec: ProbeSpec, urls: tuple[str, ...], start
             await conn.request(raw, timeout)
     counts = {"ok": 0, "refused": 0, "errors": 0}
     latencies: list[float] = []
+    via_follower: list[float] = []  # of the clients not on urls[0] (the leader's)
     first_error: list[str] = []
 
     async def client(i: int, conn: HttpConnection) -> None:
@@ -83,6 +86,8 @@ async def drive_probe(system: str, spec: ProbeSpec, urls: tuple[str, ...], start
                 counts[outcome] += 1
                 if outcome == "ok":
                     latencies.append((t1 - t0) * 1000.0)
+                    if i % len(urls):
+                        via_follower.append((t1 - t0) * 1000.0)
             next_at += spec.interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             next_at = max(next_at, time.monotonic() - spec.interval)  # late: no burst to catch up
@@ -92,4 +97,5 @@ async def drive_probe(system: str, spec: ProbeSpec, urls: tuple[str, ...], start
         conn.close()
     return {"probe_ok": counts["ok"], "probe_refused": counts["refused"],
             "probe_errors": counts["errors"], "probe_latencies": latencies,
+            "probe_follower_latencies": via_follower,
             "probe_first_error": first_error[0] if first_error else None}

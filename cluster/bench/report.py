@@ -40,6 +40,7 @@ class Summary:
     probe_p50_ms: float | None = None
     probe_p99_ms: float | None = None
     probe_max_ms: float | None = None
+    probe_follower_p99_ms: float | None = None  # of the probe clients writing through a follower
     probe_refused: int = 0
     probe_errors: int = 0
 
@@ -84,6 +85,7 @@ def _probe_summary(rs: list[Any]) -> dict[str, Any]:
         "probe_p50_ms": _median(r.probe_percentile(50) for r in ran),
         "probe_p99_ms": _median(r.probe_percentile(99) for r in ran),
         "probe_max_ms": max((r.probe_latencies_ms[-1] for r in ran if r.probe_latencies_ms), default=None),
+        "probe_follower_p99_ms": _median(r.probe_percentile(99, via_follower=True) for r in ran),
         "probe_refused": sum(r.probe_refused for r in ran),
         "probe_errors": sum(r.probe_errors for r in ran),
     }
@@ -172,6 +174,9 @@ def markdown_section(report: RunReport, summaries: list[Summary], command: str, 
             "50 ms beside the batch load (fsmcluster: a `put` with `X-Priority: high`; etcd, "
             "which has no lanes: a plain put); its ops/s column is their requests/s, p999 "
             "their maximum, and the CPU columns count their 429s and errors over all rounds.")
+        lines += [f"- {s.system} {PROBE_LABEL} c={s.clients}: p99 through a follower "
+                  f"{_ms(s.probe_follower_p99_ms)} ms (all: {_ms(s.probe_p99_ms)} ms)"
+                  for s in summaries if s.probe_follower_p99_ms is not None]
     errors = [s for s in summaries if s.errors]
     for s in errors:
         lines.append(f"- {s.system} {s.kind} c={s.clients}: {s.errors} errors, first: `{s.first_error}`")

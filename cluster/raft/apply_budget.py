@@ -121,16 +121,18 @@ class ApplyBudget:
         timeout = self._SyncObj__generateRaftTimeout()  # type: ignore[attr-defined]
         self._SyncObj__raftElectionDeadline = raft_clock() + timeout
 
-    def _apply_one(self, command: bytes, index: int, term: int) -> None:
+    def _apply_one(self, command: bytes, index: int, term: int) -> Any:
+        """Applies one entry as pysyncobj does; returns what the replicated method returned."""
         waiting = self._SyncObj__commandsWaitingCommit.pop(index, [])  # type: ignore[attr-defined]
         try:
             result: Any = self._SyncObj__doApplyCommand(command)  # type: ignore[attr-defined]
         except SyncObjExceptionWrongVer as exc:  # as pysyncobj: logged, the entry is skipped
             log.error("entry %d needs pysyncobj code version %d", index, exc.ver)
-            return
+            return None
         for subscribed_term, callback in waiting:
             if subscribed_term == term:
                 callback(result, FAIL_REASON.SUCCESS)
             else:
                 callback(None, FAIL_REASON.DISCARDED)
         self._SyncObj__raftLastApplied += 1  # type: ignore[attr-defined]
+        return result

@@ -49,6 +49,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .forward_answers import SUCCESS, FirstAnswer, read_result
+
 REGULAR_COMMAND = 0  # pysyncobj's _COMMAND_TYPE.REGULAR: a call of a replicated method
 FORWARD_MESSAGE = "fsm_forward"
 PASS, HELD, REFUSED = "pass", "held", "refused"
@@ -133,7 +135,7 @@ class LogGate:
             self.held_bytes += size
         return HELD
 
-    def release(self, backlog: int, append: Callable[[bytes, Any, int | None], None]) -> int:
+    def release(self, backlog: int, append: Callable[[bytes, Any, int | None], object]) -> int:
         """Append held commands, oldest first, while `backlog` (the log's unapplied bytes)
         and the next command fit the budget; returns how many went."""
         self.backlog_bytes = backlog
@@ -152,7 +154,7 @@ class LogGate:
         self.released += went
         return went
 
-    def drain(self, append: Callable[[bytes, Any, int | None], None]) -> None:
+    def drain(self, append: Callable[[bytes, Any, int | None], object]) -> None:
         """No longer the leader: hand everything held to pysyncobj (which forwards our own
         commands to the new leader and answers forwarded ones NOT_LEADER)."""
         with self._lock:
@@ -179,19 +181,23 @@ class HighForwarder:
 
     `put` runs on the asyncio thread; `flush` on the Raft thread, where it registers the
     callback as pysyncobj does for `apply_command` (its private request counter and
-    table of callbacks waiting for the leader's reply) and sends the message.
+    table of callbacks waiting for the leader's reply) and sends the message. The
+    leader answers twice: pysyncobj's reply (the follower's own apply answers), and
+    the outcome it applied (`answered`, forward_answers.py); the first answer counts.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._out: deque[tuple[bytes, Any]] = deque()
         self.sent = 0
+        self.answered_early = 0  # answered with the leader's outcome, before our own apply
+        self._pending: dict[int, FirstAnswer] = {}  # Raft thread only
 
     def put(self, command: bytes, callback: Any) -> None:
         with self._lock:
             self._out.append((command, callback))
 
-    def flush(self, member: Any, local: Callable[[bytes, Any], None]) -> None:
+    def flush(self, member: Any, local: Callable[[bytes, Any], object]) -> None:
         """`local(command, callback)`: this node leads now. Without a known leader the
         commands wait (as pysyncobj's with `commandsWaitLeader`; the proposer's timeout
         bounds it)."""
@@ -206,7 +212,16 @@ class HighForwarder:
             else:
                 member._SyncObj__commandsLocalCounter += 1
                 request_id = member._SyncObj__commandsLocalCounter
-                member._SyncObj__commandsWaitingReply[request_id] = callback
+                first = FirstAnswer(callback, request_id, self._pending)
+                member._SyncObj__commandsWaitingReply[request_id] = first
+                self._pending[request_id] = first
                 member._SyncObj__transport.send(leader, {"type": FORWARD_MESSAGE, "command": command,
                                                          "request_id": request_id})
                 self.sent += 1
+
+    def answered(self, message: dict[str, Any]) -> None:
+        """The leader's `FORWARD_RESULT`: answer the command with it, unless answered already."""
+        read = read_result(message)
+        first = self._pending.get(read[0]) if read is not None else None
+        if read is not None and first is not None and first(read[1], SUCCESS):
+            self.answered_early += 1

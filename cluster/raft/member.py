@@ -33,6 +33,7 @@ from .apply_budget import ApplyBudget
 from .clock import LeaderClock, stamp_command
 from .conf import build_conf
 from .durability import DurableMember, check_adopted, journal_for_init
+from .forward_answers import FORWARD_RESULT, LeaderAnswers
 from .journal import DurableJournal, align_with_dump, sync_file
 from .lease import RELEASE, Lease, Stickiness, sticky_window
 from .log_gate import (
@@ -88,6 +89,7 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         # the admission lanes in front of the log (log_gate.py)
         self.log_gate = LogGate(settings.log_budget, settings.admission_wait)
         self.high_forwarder = HighForwarder()
+        self.leader_answers = LeaderAnswers()  # forward_answers.py
         self.raft_view = PysyncobjView(self)
         self._commit_sent = 0  # the commit index last sent ahead of the apply
         self._appends_held: bool | None = None  # while the leader logs queued commands: see below
@@ -166,6 +168,12 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
             except Exception:
                 log.exception("applied-entry listener failed")
 
+    def _apply_one(self, command: bytes, index: int, term: int) -> Any:
+        result = super()._apply_one(command, index, term)
+        if self.leader_answers:  # a follower waits for this entry's outcome, maybe
+            self.leader_answers.applied(command, result, self._SyncObj__transport.send)
+        return result
+
     def _applyCommand(self, command: bytes, callback: Any, commandType: int | None = None) -> None:  # noqa: N802, N803
         # pysyncobj's entry point for every command this node appends or forwards: our own
         # (commandType given) and those a follower forwarded to us (type byte included).
@@ -183,12 +191,13 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
             return
         self._append(command, callback, commandType)
 
-    def _append(self, command: bytes, callback: Any, command_type: int | None) -> None:
+    def _append(self, command: bytes, callback: Any, command_type: int | None) -> bytes:
         """Into pysyncobj's queue; the leader stamps its time on ours and theirs here, a
-        follower stamps nothing."""
+        follower stamps nothing. Returns the command as queued."""
         if self._isLeader():
             command = self._stamped(command, command_type)
         super()._applyCommand(command, callback, command_type)
+        return command
 
     def _stamped(self, command: bytes, command_type: int | None) -> bytes:
         if self._stamped_ids is None:
@@ -207,7 +216,12 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
             command, request_id = message.get("command"), message.get("request_id")
             if isinstance(command, bytes) and isinstance(request_id, int):  # a follower's high lane
                 self.log_gate.note_high()
-                self._append(command, (node, request_id), None)
+                logged = self._append(command, (node, request_id), None)
+                if self._isLeader():  # answered with our outcome too (forward_answers.py)
+                    self.leader_answers.expect(logged, node, request_id)
+            return
+        if isinstance(message, dict) and message.get("type") == FORWARD_RESULT:
+            self.high_forwarder.answered(message)
             return
         if isinstance(message, dict) and self.stickiness.on_message(node, message):
             return  # a RequestVote while we hear from a live leader (lease.py)
@@ -321,6 +335,8 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         if self._isLeader():
             self.handover.tick(self.transferLeadership)
             self._propose_due_tick(now)
+        elif self.leader_answers:
+            self.leader_answers.clear()  # the followers' own applies answer them
         self.read_index.on_tick()
 
     def _refresh_status(self) -> None:

@@ -105,7 +105,9 @@ class RaftNode(MembershipApi):
         principal: str | None = None,
         priority: str = "normal",
     ) -> Outcome:
-        """Commit one entry and return its outcome as applied on this node.
+        """Commit one entry and return its outcome as applied on this node (a follower's
+        high-lane entry: as applied on the leader, if that is known first; the same outcome,
+        cluster/raft/forward_answers.py).
 
         Raises `Unavailable` (not applied; safe to retry) or `Timeout` (unknown).
         """

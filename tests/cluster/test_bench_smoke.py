@@ -40,5 +40,7 @@ def test_quick_cluster_bench_produces_figures(tmp_path: Path) -> None:
     probed = [s for s in summaries if s["probe_per_s"] is not None]
     assert [(s["kind"], s["clients"]) for s in probed] == [("batch", 4)], summaries
     assert probed[0]["probe_p50_ms"] is not None and probed[0]["probe_errors"] == 0, probed
+    # the second probe client writes through a follower (the URLs start at the leader's)
+    assert probed[0]["probe_follower_p99_ms"] is not None, probed
     assert "(e) high-lane probe during (d)" in run.stdout
     assert not (tmp_path / "docs").exists()
