@@ -54,10 +54,14 @@ class Figures:
 
 class Client:
     """One logical client (a thread). After an indeterminate answer it takes a new
-    process name, as Jepsen does: the old operation may still be in flight."""
+    process name, as Jepsen does: the old operation may still be in flight. The
+    workloads run every other client in the high lane (`high_lane`), whose writes take
+    other paths through a follower (cluster/raft/log_gate.py, forward_answers.py)."""
 
-    def __init__(self, name: str, urls: list[str], first: int, figures: Figures) -> None:
+    def __init__(self, name: str, urls: list[str], first: int, figures: Figures,
+                 high: bool = False) -> None:
         self.name = name
+        self.high = high  # writes in the high admission lane (X-Priority: high)
         self.urls = urls
         self.node = first % len(urls)
         self.figures = figures
@@ -101,7 +105,9 @@ class Client:
 
     def write(self, path: str, body: dict[str, Any], idempotency_key: str | None = None,
               ) -> tuple[str, Response | None]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if self.high:
+            headers["X-Priority"] = "high"
         sep = "&" if "?" in path else "?"
         return self.send("POST", f"{path}{sep}timeout={WRITE_TIMEOUT}", json=body, headers=headers)
 
@@ -113,3 +119,9 @@ def refusal(response: Response) -> Any:
         details = response.json["error"].get("details") or [{}]
         return ("version_conflict", details[0].get("actual"))
     return code
+
+
+def high_lane(index: int) -> bool:
+    """Whether workload client `index` writes in the high lane: every other one, so both
+    lanes go through the leader and through followers (client i starts on node i mod 3)."""
+    return index % 2 == 1

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.harness import Cluster
-from tests.faults.clients import Client, Figures
+from tests.faults.clients import Client, Figures, high_lane
 from tests.faults.linearizability import check
 from tests.faults.models import detail_of, status_of
 from tests.faults.powercut import Disk, cut_power, mounted, place_data_dirs
@@ -46,7 +46,7 @@ class Run:
             thread.start()
 
     def _loop(self, index: int, seed: int) -> None:
-        client = Client(f"c{index}", self.cluster.urls, index, self.figures)
+        client = Client(f"c{index}", self.cluster.urls, index, self.figures, high=high_lane(index))
         rng = random.Random(seed * 1000 + index)
         try:
             while not self.stop.is_set():

@@ -28,7 +28,7 @@ from typing import Any
 
 from tests.cluster.conftest import lock_source
 from tests.cluster.harness import Cluster
-from tests.faults.clients import DEFINITE, NOT_APPLIED, Client, Figures, refusal
+from tests.faults.clients import DEFINITE, NOT_APPLIED, Client, Figures, high_lane, refusal
 from tests.faults.linearizability import Dedup, History, LockModel, Result, VersionedRegister, check
 from tests.faults.models import Model, detail_of, status_of
 from tests.faults.nemesis import Nemesis
@@ -355,7 +355,7 @@ def run_workload(
     faults_before = nemesis.total if nemesis else 0
 
     def client_loop(index: int) -> None:
-        client = Client(f"c{index}", urls, index, figures)
+        client = Client(f"c{index}", urls, index, figures, high=high_lane(index))
         rng = random.Random(seed * 1000 + index)
         try:
             while not stop.is_set():
