@@ -43,7 +43,7 @@ from cluster.core.outcome import Outcome
 log = logging.getLogger("fsmcluster.raft")
 
 FORWARD_RESULT = "fsm_forward_result"
-MAX_WAITING = 4096  # forwarded commands remembered on the leader; past it, followers answer alone
+MAX_WAITING = 4096  # forwarded commands the leader remembers; past it, it forgets the oldest
 SUCCESS = 0  # pysyncobj's FAIL_REASON.SUCCESS
 
 Send = Callable[[Any, dict[str, Any]], None]
@@ -61,9 +61,16 @@ class LeaderAnswers:
         return self._count > 0
 
     def expect(self, logged: bytes, node: Any, request_id: int) -> None:
-        """`logged`: the command's bytes as the leader put them in its log."""
+        """`logged`: the command's bytes as the leader put them in its log. Past
+        `MAX_WAITING` the oldest is forgotten (e.g. a command pysyncobj refused as its queue
+        was full: never applied, its follower told so by pysyncobj's reply)."""
         if self._count >= MAX_WAITING:
-            return
+            oldest = next(iter(self._waiting))
+            waiting = self._waiting[oldest]
+            waiting.popleft()
+            if not waiting:
+                del self._waiting[oldest]
+            self._count -= 1
         self._waiting.setdefault(logged, deque()).append((node, request_id))
         self._count += 1
 
