@@ -21,6 +21,10 @@ Why the answer is the same and as safe:
   (read_index.py), so it sees the write. A `consistency=stale` read there may not
   yet, as stale reads may lag (it says how far: `X-Raft-Applied-Index`).
 
+Rolling upgrades: a follower without this code ignores the message, a leader without it
+never sends it, and the message names the layout of the classes the outcome is pickled
+with (`LAYOUT`), so a follower whose classes differ leaves the answer to its own apply.
+
 On the leader (`LeaderAnswers`), every piece runs on the Raft thread: the forwarded
 command is remembered by its bytes as logged (stamped) and answered when an entry
 with those bytes is applied; leadership lost, the rest is dropped and the
@@ -30,6 +34,8 @@ logged, which is the order they are applied.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import pickle
 from collections import deque
@@ -38,7 +44,9 @@ from typing import Any
 
 import msgspec
 
-from cluster.core.outcome import Outcome
+from cluster.core.event import Event
+from cluster.core.outcome import Outcome, Rejection
+from cluster.core.records import ObjectRecord, PendingChange, TaskRecord
 
 log = logging.getLogger("fsmcluster.raft")
 
@@ -47,6 +55,19 @@ MAX_WAITING = 4096  # forwarded commands the leader remembers; past it, it forge
 SUCCESS = 0  # pysyncobj's FAIL_REASON.SUCCESS
 
 Send = Callable[[Any, dict[str, Any]], None]
+
+
+def _layout() -> str:
+    """The fields, in order, of every class an outcome is pickled with (a pickle names a
+    class and lists its values by position): a leader and a follower whose classes differ,
+    in a rolling upgrade, do not take each other's outcomes."""
+    shapes = [(cls.__qualname__, cls.__struct_fields__)
+              for cls in (Outcome, ObjectRecord, TaskRecord, PendingChange, Event)]
+    shapes.append((Rejection.__qualname__, tuple(f.name for f in dataclasses.fields(Rejection))))
+    return hashlib.sha256(repr(shapes).encode()).hexdigest()[:16]
+
+
+LAYOUT = _layout()
 
 
 class LeaderAnswers:
@@ -83,7 +104,7 @@ class LeaderAnswers:
         if not waiting:
             del self._waiting[command]
         self._count -= 1
-        send(node, {"type": FORWARD_RESULT, "request_id": request_id,
+        send(node, {"type": FORWARD_RESULT, "request_id": request_id, "layout": LAYOUT,
                     "outcome": pickle.dumps(without_events(result), protocol=4)})
         self.sent += 1
 
@@ -103,10 +124,13 @@ def without_events(result: Any) -> Any:
 
 
 def read_result(message: dict[str, Any]) -> tuple[int, Any] | None:
-    """A `FORWARD_RESULT` message's request id and outcome; None if it cannot be read (the
-    follower's own apply answers then)."""
+    """A `FORWARD_RESULT` message's request id and outcome; None if it cannot be read, or
+    comes from a leader whose outcome classes differ from ours (the follower's own apply
+    answers then)."""
     request_id, blob = message.get("request_id"), message.get("outcome")
     if not isinstance(request_id, int) or not isinstance(blob, bytes):
+        return None
+    if message.get("layout") != LAYOUT:
         return None
     try:
         return request_id, pickle.loads(blob)

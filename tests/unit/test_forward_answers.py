@@ -17,6 +17,7 @@ from cluster.core.outcome import Outcome
 from cluster.core.state import ClusterState
 from cluster.raft.forward_answers import (
     FORWARD_RESULT,
+    LAYOUT,
     MAX_WAITING,
     LeaderAnswers,
     without_events,
@@ -127,9 +128,12 @@ def test_the_followers_own_apply_answers_when_the_leaders_message_cannot_be_read
     member, forwarder = FakeMember(), HighForwarder()
     got = forwarded(member, forwarder)
     request_id = max(member._SyncObj__commandsWaitingReply)
-    forwarder.answered({"type": FORWARD_RESULT, "request_id": request_id, "outcome": b"junk"})
+    forwarder.answered({"type": FORWARD_RESULT, "request_id": request_id, "layout": LAYOUT,
+                        "outcome": b"junk"})
     forwarder.answered({"type": FORWARD_RESULT, "request_id": request_id + 1,  # not ours
-                        "outcome": pickle.dumps(Outcome("ok"))})
+                        "layout": LAYOUT, "outcome": pickle.dumps(Outcome("ok"))})
+    # a leader whose outcome classes differ (a rolling upgrade): its pickle may not mean ours
+    forwarder.answered({**result_message(request_id, Outcome("ok")), "layout": "another"})
     assert got == [] and forwarder.answered_early == 0
     member._SyncObj__commandsWaitingReply[request_id](Outcome("ok"), FAIL_REASON.SUCCESS)
     assert got == [(Outcome("ok"), FAIL_REASON.SUCCESS)]
