@@ -52,7 +52,6 @@ log = logging.getLogger("fsmcluster.raft")
 
 FORWARD_RESULT = "fsm_forward_result"
 MAX_WAITING = 4096  # forwarded commands the leader remembers; past it, it forgets the oldest
-SUCCESS = 0  # pysyncobj's FAIL_REASON.SUCCESS
 
 Send = Callable[[Any, dict[str, Any]], None]
 
@@ -76,7 +75,6 @@ class LeaderAnswers:
     def __init__(self) -> None:
         self._waiting: dict[bytes, deque[tuple[Any, int]]] = {}
         self._count = 0
-        self.sent = 0
 
     def __bool__(self) -> bool:
         return self._count > 0
@@ -106,7 +104,6 @@ class LeaderAnswers:
         self._count -= 1
         send(node, {"type": FORWARD_RESULT, "request_id": request_id, "layout": LAYOUT,
                     "outcome": pickle.dumps(without_events(result), protocol=4)})
-        self.sent += 1
 
     def clear(self) -> None:
         """Leadership lost: the entries may still commit, and the followers answer them."""

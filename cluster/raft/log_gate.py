@@ -49,7 +49,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .forward_answers import SUCCESS, FirstAnswer, read_result
+from pysyncobj import FAIL_REASON
+
+from .forward_answers import FirstAnswer, read_result
 
 REGULAR_COMMAND = 0  # pysyncobj's _COMMAND_TYPE.REGULAR: a call of a replicated method
 FORWARD_MESSAGE = "fsm_forward"
@@ -223,5 +225,5 @@ class HighForwarder:
         """The leader's `FORWARD_RESULT`: answer the command with it, unless answered already."""
         read = read_result(message)
         first = self._pending.get(read[0]) if read is not None else None
-        if read is not None and first is not None and first(read[1], SUCCESS):
+        if read is not None and first is not None and first(read[1], FAIL_REASON.SUCCESS):
             self.answered_early += 1
