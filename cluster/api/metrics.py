@@ -179,6 +179,9 @@ def log_gate_metrics(member: Any) -> Iterator[Metric]:
         return
     yield GaugeMetricFamily("fsm_log_gate_held_bytes", "normal-lane bytes the leader holds "
                             "in front of its log", value=gate.held_bytes)
+    yield GaugeMetricFamily("fsm_log_budget_bytes", "normal-lane bytes the leader lets into "
+                            "its log ahead of its apply now: --log-budget while clients use the "
+                            "high lane, more when they do not", value=gate.current_budget())
     yield GaugeMetricFamily("fsm_log_backlog_bytes", "bytes in the leader's log not yet "
                             "applied (what a new entry waits behind)", value=gate.backlog_bytes)
     yield GaugeMetricFamily("fsm_log_backlog_peak_bytes", "the largest fsm_log_backlog_bytes "

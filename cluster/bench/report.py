@@ -173,7 +173,11 @@ def markdown_section(report: RunReport, summaries: list[Summary], command: str, 
             f"{PROBE_LABEL}: {plan.probe_clients} extra clients, each writing one object every "
             "50 ms beside the batch load (fsmcluster: a `put` with `X-Priority: high`; etcd, "
             "which has no lanes: a plain put); its ops/s column is their requests/s, p999 "
-            "their maximum, and the CPU columns count their 429s and errors over all rounds.")
+            "their maximum, and the CPU columns count their 429s and errors over all rounds. "
+            "While the high lane is in use, fsmcluster's leader lets only `--log-budget` bytes "
+            "of bulk work into its log ahead of its apply (docs/OPERATIONS.md), so the batch "
+            "points the probe runs beside pay that price in throughput (docs/BENCHMARKS.md, "
+            "round eleven).")
         lines += [f"- {s.system} {PROBE_LABEL} c={s.clients}: p99 through a follower "
                   f"{_ms(s.probe_follower_p99_ms)} ms (all: {_ms(s.probe_p99_ms)} ms)"
                   for s in summaries if s.probe_follower_p99_ms is not None]

@@ -162,6 +162,8 @@ def test_clients_on_followers_cannot_pile_work_onto_the_leaders_log(tmp_path: Pa
         early = metric(cluster.http(followers[0]).get("/metrics").text,
                        "fsm_high_answered_by_leader_total")
     peak = metric(leader_metrics, "fsm_log_backlog_peak_bytes")
+    # read within a second of the last high-lane write: the tight budget is in force, and says so
+    budget = metric(leader_metrics, "fsm_log_budget_bytes")
     refused_by_leader = [b for b in seen["bulk_429"] if "leader is overloaded" in b]
     print(f"bulk: {len(seen['bulk'])} admitted (median {statistics.median(seen['bulk']) * 1000:.0f} ms), "
           f"{len(seen['bulk_429'])} refused ({len(refused_by_leader)} by the leader); high: "
@@ -172,6 +174,7 @@ def test_clients_on_followers_cannot_pile_work_onto_the_leaders_log(tmp_path: Pa
     # the gate: never more than the budget of unapplied work in the leader's log (without
     # it, each follower kept its two groups of forwarded bulk work there: 3-4 times this)
     assert peak <= LOG_BUDGET + 4096, f"the leader's log held {peak:.0f} unapplied bytes"
+    assert budget == LOG_BUDGET, f"the leader reports a budget of {budget:.0f} bytes in use"
     # Who refuses depends on the box's speed: the followers' own admission (their lane's oldest
     # request waited --admission-wait) or the leader's gate (a forwarded command arrived while
     # its oldest held one had waited that long). The gate's rule is tests/unit/test_log_gate.py's;
