@@ -162,7 +162,7 @@ def test_clients_on_followers_cannot_pile_work_onto_the_leaders_log(tmp_path: Pa
         early = metric(cluster.http(followers[0]).get("/metrics").text,
                        "fsm_high_answered_by_leader_total")
     peak = metric(leader_metrics, "fsm_log_backlog_peak_bytes")
-    # read within a second of the last high-lane write: the tight budget is in force, and says so
+    # read right after the last high-lane write, within the 5 s the tight budget holds after it
     budget = metric(leader_metrics, "fsm_log_budget_bytes")
     refused_by_leader = [b for b in seen["bulk_429"] if "leader is overloaded" in b]
     print(f"bulk: {len(seen['bulk'])} admitted (median {statistics.median(seen['bulk']) * 1000:.0f} ms), "
