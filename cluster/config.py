@@ -250,8 +250,8 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "gil-switch-interval": (float, "seconds a thread keeps Python's interpreter lock while "
                                    "another waits for it: the Raft and HTTP threads hand it "
                                    "over this often (default 0.001; CPython's own 0.005)"),
-    "log-compaction-entries": (int, "snapshot after this many log entries (default 5000)"),
-    "log-compaction-seconds": (float, "or after this many seconds (default 300)"),
+    "log-compaction-entries": (int, "snapshot after this many log entries, up to twice as many: each node draws its own point (default 5000)"),
+    "log-compaction-seconds": (float, "or after this many seconds, up to twice as long (default 300)"),
     "events-window": (int, "recent events kept for GET /v1/events (default 100000)"),
     "events-buffer": (int, "events queued per watcher before it is cut off (default 10000)"),
     "events-keepalive": (float, "seconds between SSE keep-alive comments (default 15)"),

@@ -31,6 +31,7 @@ from cluster.storage.background_dump import BackgroundSnapshotHooks
 
 from .apply_budget import ApplyBudget
 from .clock import LeaderClock, stamp_command
+from .compaction import CompactionStagger
 from .conf import build_conf
 from .durability import DurableMember, check_adopted, journal_for_init
 from .forward_answers import FORWARD_RESULT, LeaderAnswers
@@ -100,7 +101,9 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         self.stickiness = Stickiness(self.raft_view, self.lease, window, enabled=settings.read_lease)
         journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump,
-                          serializer=self.announce_then(self.snapshots.serialize))
+                          serializer=self.announce_then(self._staggered(self.snapshots.serialize)))
+        self.compaction = CompactionStagger(settings.log_compaction_entries, settings.log_compaction_seconds)
+        self.compaction.redraw(conf)  # this node's first dump: compaction.py
         plain_raft_messages()  # no zlib, no latin-1 round trip per message (wire.py)
         with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one
             super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
@@ -296,6 +299,15 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
             self._appends_held = True
             return
         SyncObj._SyncObj__sendAppendEntries(self)  # type: ignore[attr-defined]
+
+    def _staggered(self, serialize: Callable[..., None]) -> Callable[..., None]:
+        """`serialize` after drawing the thresholds of the next dump (compaction.py)."""
+
+        def redraw_then_serialize(*args: Any) -> None:
+            self.compaction.redraw(self._SyncObj__conf)
+            serialize(*args)
+
+        return redraw_then_serialize
 
     def _load_dump(self, path: str) -> tuple[Any, ...]:
         if self.journal.fsync:  # pysyncobj renames a dump received from the leader into place unsynced
