@@ -88,6 +88,7 @@ class Settings:
     gil_switch_interval: float = 0.001
     log_compaction_entries: int = 5000
     log_compaction_seconds: float = 300.0
+    log_compaction_bytes: int = 64 * 1024 * 1024  # cluster/raft/compaction.py
     # test only, no flag: FSM_CLOCK_OFFSET_MS shifts this node's wall clock (a skewed node)
     clock_offset_ms: int = 0
     events_window: int = 100_000  # recent events a node keeps for GET /v1/events
@@ -250,8 +251,12 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "gil-switch-interval": (float, "seconds a thread keeps Python's interpreter lock while "
                                    "another waits for it: the Raft and HTTP threads hand it "
                                    "over this often (default 0.001; CPython's own 0.005)"),
-    "log-compaction-entries": (int, "snapshot after this many log entries, up to twice as many: each node draws its own point (default 5000)"),
+    "log-compaction-entries": (int, "snapshot after this many log entries (each node draws its own "
+                                    "point up to twice as many), once the log holds as many bytes as "
+                                    "the last snapshot, or 20 times as many entries (default 5000)"),
     "log-compaction-seconds": (float, "or after this many seconds, up to twice as long (default 300)"),
+    "log-compaction-bytes": (int, "the most log bytes a snapshot waits for; 0: snapshot by entries "
+                                  "alone (default 64 MiB)"),
     "events-window": (int, "recent events kept for GET /v1/events (default 100000)"),
     "events-buffer": (int, "events queued per watcher before it is cut off (default 10000)"),
     "events-keepalive": (float, "seconds between SSE keep-alive comments (default 15)"),

@@ -131,6 +131,11 @@ class DurableJournal(Journal):  # type: ignore[misc]
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def size(self) -> int:
+        """Bytes of the journal file: the entries since the last compaction."""
+        return self._end()
+
     # -- durability ---------------------------------------------------------
 
     @property

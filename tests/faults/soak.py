@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     parser.add_argument("--node-arg", action="append", default=[], metavar="ARG",
                         help="passed to every node, e.g. --node-arg=--log-compaction-entries=200 "
-                             "(snapshots 25x as often: stresses dumps, compaction and snapshot installs)")
+                             "--node-arg=--log-compaction-bytes=0 (snapshots 25x as often: stresses "
+                             "dumps, compaction and snapshot installs)")
     parser.add_argument("--power-cut", action="store_true",
                         help="data dirs on powercut_fs (FUSE); the nemesis also cuts the power of every node")
     args = parser.parse_args(argv)
