@@ -251,10 +251,10 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "gil-switch-interval": (float, "seconds a thread keeps Python's interpreter lock while "
                                    "another waits for it: the Raft and HTTP threads hand it "
                                    "over this often (default 0.001; CPython's own 0.005)"),
-    "log-compaction-entries": (int, "snapshot after this many log entries (each node draws its own "
-                                    "point up to twice as many), once the log holds as many bytes as "
-                                    "the last snapshot, or 20 times as many entries (default 5000)"),
-    "log-compaction-seconds": (float, "or after this many seconds, up to twice as long (default 300)"),
+    "log-compaction-entries": (int, "snapshot after this many log entries once the log holds as "
+                                    "many bytes as the last snapshot, or 20 times as many entries "
+                                    "(default 5000)"),
+    "log-compaction-seconds": (float, "or after this many seconds (default 300)"),
     "log-compaction-bytes": (int, "the most log bytes a snapshot waits for; 0: snapshot by entries "
                                   "alone (default 64 MiB)"),
     "events-window": (int, "recent events kept for GET /v1/events (default 100000)"),

@@ -101,10 +101,8 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         self.stickiness = Stickiness(self.raft_view, self.lease, window, enabled=settings.read_lease)
         journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump,
-                          serializer=self.announce_then(self._staggered(self.snapshots.serialize)))
-        self.compaction = CompactionPolicy(settings.log_compaction_entries, settings.log_compaction_seconds,
-                                           settings.log_compaction_bytes)
-        self.compaction.redraw(conf)  # this node's first dump: compaction.py
+                          serializer=self.announce_then(self.snapshots.serialize))
+        self.compaction = CompactionPolicy(settings.log_compaction_entries, settings.log_compaction_bytes)
         self._dump_file = settings.snapshot_file
         self._dump_size: int | None = None  # of the last dump: _pace_compaction
         self._dump_seen: object = None  # the snapshot info it was read for
@@ -303,15 +301,6 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
             self._appends_held = True
             return
         SyncObj._SyncObj__sendAppendEntries(self)  # type: ignore[attr-defined]
-
-    def _staggered(self, serialize: Callable[..., None]) -> Callable[..., None]:
-        """`serialize` after drawing the thresholds of the next dump (compaction.py)."""
-
-        def redraw_then_serialize(*args: Any) -> None:
-            self.compaction.redraw(self._SyncObj__conf)
-            serialize(*args)
-
-        return redraw_then_serialize
 
     def _load_dump(self, path: str) -> tuple[Any, ...]:
         if self.journal.fsync:  # pysyncobj renames a dump received from the leader into place unsynced
