@@ -4,7 +4,7 @@ pysyncobj compacts a node's log once it holds `logCompactionMinEntries`
 entries, or `logCompactionMinTime` seconds after its last dump. A count of
 entries says nothing about what a dump costs: 5,000 small entries are ~1 MB of
 log, and at a million objects the node re-encoded a 360 MB state (seconds of
-CPU, a stall of a second or more in the writes of the moment) to drop them
+CPU, and the writes of the moment stalled for 0.5-1.8 s) to drop them
 (docs/BENCHMARKS.md, round twelve). So past its entry threshold a node also
 waits until its log holds as many bytes as its last dump (at most
 `--log-compaction-bytes`, 64 MiB): a dump then never writes more than the log it
