@@ -103,9 +103,6 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump,
                           serializer=self.announce_then(self.snapshots.serialize))
         self.compaction = CompactionPolicy(settings.log_compaction_entries, settings.log_compaction_bytes)
-        self._dump_file = settings.snapshot_file
-        self._dump_size: int | None = None  # of the last dump: _pace_compaction
-        self._dump_seen: object = None  # the snapshot info it was read for
         plain_raft_messages()  # no zlib, no latin-1 round trip per message (wire.py)
         with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one
             super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
@@ -309,7 +306,6 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         self.heard_from_leader()  # decoding a big dump took seconds in which nothing was polled
         align_with_dump(self._SyncObj__raftLog, raft_data)  # before pysyncobj compares them
         self._give_up_on_replaced_entries(raft_data[0][1])
-        self._dump_seen = None  # a dump received from the leader: its size is read again
         if self.events is not None:
             self.events.reset(raft_data[0][1])
         return raft_data
@@ -348,15 +344,8 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
 
     def _pace_compaction(self) -> None:
         """pysyncobj's entry threshold for this tick: compaction.py."""
-        info = self.snapshots.info  # replaced after every dump: read the file's size again
-        if info is not self._dump_seen:
-            self._dump_seen = info
-            try:
-                self._dump_size = os.stat(self._dump_file).st_size
-            except FileNotFoundError:
-                self._dump_size = None
         self._SyncObj__conf.logCompactionMinEntries = self.compaction.min_entries(
-            self.journal.size, self._dump_size)
+            self.journal.size, self.snapshots.info.size)
 
     def _refresh_status(self) -> None:
         raw = self.getStatus()

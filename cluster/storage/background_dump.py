@@ -167,18 +167,19 @@ class BackgroundSnapshotHooks(SnapshotHooks):
             self._log("snapshot dropped: a dump received from the leader replaced the file meanwhile")
             return SERIALIZER_STATE.FAILED
         try:
+            size = tmp.stat().st_size
             os.replace(tmp, self.dump_file)
             fsync_dir(self.dump_file.parent)  # the rename too must survive a power cut
         except OSError as exc:
             self._failed(str(exc))
             return SERIALIZER_STATE.FAILED
-        self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True)
+        self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True, size=size)
         self._on_written(self.info.last_index)
         return SERIALIZER_STATE.SUCCESS
 
     def _failed(self, error: str) -> None:
         self.info = SnapshotInfo(last_index=self.info.last_index, last_at_ms=self.info.last_at_ms,
-                                 ok=False, error=error)
+                                 ok=False, error=error, size=self.info.size)
         self._log(f"snapshot failed: {error}")
 
     def _finish(self, state: int) -> None:

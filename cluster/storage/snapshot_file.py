@@ -123,17 +123,19 @@ class SnapshotHooks:
         except Exception as exc:
             self.info = SnapshotInfo(
                 last_index=self.info.last_index, last_at_ms=self.info.last_at_ms, ok=False,
-                error=str(exc),
+                error=str(exc), size=self.info.size,
             )
             self._log(f"snapshot failed: {exc}")
             raise
-        self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True)
+        self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True,
+                                 size=os.path.getsize(tmp_path))
         self._on_written(self.info.last_index)
 
     def deserialize(self, path: str) -> tuple[Any, ...]:
         state, raft_data = read_snapshot(path)
         self._set_state(state)
-        self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True)
+        self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True,
+                                 size=os.path.getsize(path))
         self._log(f"loaded snapshot {path} at index {self.info.last_index}")
         return tuple(raft_data)
 
