@@ -97,9 +97,10 @@ class ApplyBudget:
     def announce_then(self, work: Callable[..., None]) -> Callable[..., None]:
         """`work` run on the Raft thread after the leader's round (log compaction's serializer).
 
-        Detaching a 1M-object state for the dump takes ~0.5 CPU s on the Raft
-        thread (more on a busy box): the followers' timers then start just
-        before that silence instead of up to a heartbeat period earlier.
+        Forking the dump's process stops the Raft thread for as long as the
+        kernel copies the node's page tables (milliseconds; more for a large
+        state on a busy box): the followers' timers then start just before that
+        silence instead of up to a heartbeat period earlier.
         """
 
         def announced(*args: Any) -> None:

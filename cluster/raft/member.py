@@ -299,6 +299,10 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
             return
         SyncObj._SyncObj__sendAppendEntries(self)  # type: ignore[attr-defined]
 
+    def destroy_synchronous(self) -> None:
+        super().destroy_synchronous()
+        self.snapshots.stop()  # a dump still being written is killed and reaped
+
     def _load_dump(self, path: str) -> tuple[Any, ...]:
         if self.journal.fsync:  # pysyncobj renames a dump received from the leader into place unsynced
             sync_file(path)  # it must be on disk before the journal is cut to it and the leader is answered

@@ -15,7 +15,7 @@ from pysyncobj.config import SERIALIZER_STATE
 
 from cluster.core.records import ObjectRecord
 from cluster.core.state import ClusterState
-from cluster.storage.background_dump import BackgroundSnapshotHooks, detach_state
+from cluster.storage.background_dump import BackgroundSnapshotHooks
 from cluster.storage.base import latest_valid
 from cluster.storage.file import FileStore
 from cluster.storage.projection import Projection
@@ -158,20 +158,6 @@ def test_a_follower_writes_nothing(redis_server: RedisServer) -> None:
         projection.stop()
 
 
-def test_detached_state_does_not_see_later_applies() -> None:
-    member = FakeMember()
-    member.put("a", "free", 1, 1)
-    member.state.histories[("m", "a")] = ({"index": 1},)
-    clone = detach_state(member.state)
-    member.put("a", "held", 2, 2)
-    member.put("b", "free", 1, 3)
-    member.state.histories[("m", "b")] = ({"index": 3},)
-    member.state.deadlines.append((1, "m", "a", "timeout", 2))
-    assert clone.get_object("m", "a").state == "free"  # type: ignore[union-attr]
-    assert clone.get_object("m", "b") is None
-    assert list(clone.histories) == [("m", "a")] and clone.deadlines == []
-
-
 def test_background_dump_reports_serializing_then_success_once(tmp_path: Path) -> None:
     member = FakeMember()
     member.put("a", "free", 1, 1)
@@ -196,8 +182,8 @@ def dump_hooks(tmp_path: Path, member: FakeMember) -> tuple[BackgroundSnapshotHo
     return hooks, dump
 
 
-def wait_for_dump_worker() -> None:
-    wait_until(lambda: not any(t.name == "fsm-snapshot-dump" for t in threading.enumerate()))
+def wait_for_dump_process(hooks: BackgroundSnapshotHooks) -> None:
+    wait_until(lambda: not hooks.writing())
 
 
 def test_background_dump_goes_in_place_only_when_pysyncobj_asks(tmp_path: Path) -> None:
@@ -207,7 +193,7 @@ def test_background_dump_goes_in_place_only_when_pysyncobj_asks(tmp_path: Path) 
     hooks, dump = dump_hooks(tmp_path, member)
     write_dump(dump, index=2)
     hooks.serialize(str(tmp_path / "raft.snapshot.tmp"), ((b"c", 5, 1), (b"c", 4, 1), set()))
-    wait_for_dump_worker()
+    wait_for_dump_process(hooks)
     assert read_dump(dump)[1] == 2  # written, not yet renamed over the old dump
     assert hooks.check() == SERIALIZER_STATE.SUCCESS
     assert read_snapshot(dump)[0].get_object("m", "a") is not None
@@ -219,7 +205,7 @@ def test_a_dump_received_meanwhile_wins_and_the_log_is_kept(tmp_path: Path) -> N
     hooks, dump = dump_hooks(tmp_path, member)
     hooks.serialize(str(tmp_path / "raft.snapshot.tmp"), ((b"c", 5, 1), (b"c", 4, 1), set()))
     write_dump(dump, index=90)  # the leader's snapshot, installed while ours was being written
-    wait_for_dump_worker()
+    wait_for_dump_process(hooks)
     # FAILED: pysyncobj must not compact its log up to our index on the strength of our dump
     assert hooks.check() == SERIALIZER_STATE.FAILED
     assert read_dump(dump)[1] == 90
