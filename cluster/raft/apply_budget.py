@@ -31,8 +31,9 @@ rules keep a live leader in place while everybody is busy:
   right before its silence and apply alongside it.)
 - **A follower that was busy applying restarts its election timer** afterwards
   (`heard_from_leader`): the leader has been applying the same entries.
-- **The leader sends its round before log compaction detaches the state**
-  (`announce_then`, around the dump serializer; ~0.5 CPU s at 1M objects).
+- **The leader sends its round before log compaction forks its dump process**
+  (`announce_then`, around the dump serializer: the fork copies the node's page
+  tables on the Raft thread).
 - **A follower reads its sockets before standing for election.** pysyncobj's
   tick checks the election timer first and polls last, so a follower that was
   kept from running (applying, loading a dump, a GC pause, a starved CPU) found

@@ -96,7 +96,7 @@ def test_a_follower_reads_its_sockets_before_standing_for_election() -> None:
     assert member.events == ["poll 0", "tick 0.02"]
 
 
-def test_log_compaction_detaches_the_state_right_after_the_leaders_round() -> None:
+def test_log_compaction_starts_its_dump_right_after_the_leaders_round() -> None:
     for leader, expected in ((True, ["send", "dump"]), (False, ["dump"])):
         member = Member([], leader=leader)
         events = member.events

@@ -1,8 +1,10 @@
 """A snapshot dump written in the background leaves the node's other threads running,
 and its periodic collection too.
 
-Log compaction encodes the state on a worker thread (storage/background_dump.py),
-but an encoder call holds the GIL from start to end: with 2,000 histories of 100
+The node writes its dumps in a child process (storage/dump_child.py); a dump
+written by a thread of a process (as the node did before, and the child's
+encoder still slices the same way) must not hold the GIL in one long call: an
+encoder call holds it from start to end, and with 2,000 histories of 100
 events in one call, the Raft thread and the HTTP loop stopped for 132 ms at every
 compaction. Here a thread that wakes every millisecond (as the Raft thread polls)
 measures the longest time it was kept from running while a dump is written.
