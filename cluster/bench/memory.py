@@ -55,6 +55,7 @@ class MemoryResult:
     fork_s: float  # what forking the dump's child cost the calling thread
     forked_dump_s: float  # from the fork to the child's exit, the dump written and synced
     forked_private_bytes: int  # the most memory the child held privately (copied on write)
+    forked_from_bytes: int  # the parent's resident memory when it forked
 
     def lines(self) -> list[str]:
         return [
@@ -73,7 +74,7 @@ class MemoryResult:
             f"dump by a forked child: fork, ms        {self.fork_s * 1000:>14.1f}",
             f"dump by a forked child: written in, s   {self.forked_dump_s:>14.2f}",
             f"dump by a forked child: private MB      {self.forked_private_bytes / 2**20:>14,.0f}"
-            f"  (of {rss_bytes() / 2**20:,.0f} MB resident in the parent)",
+            f"  (the parent: {self.forked_from_bytes / 2**20:,.0f} MB resident)",
         ]
 
 
@@ -119,11 +120,13 @@ def run_memory(objects: int) -> MemoryResult:
     )
 
 
-def dump_by_forked_child(state: ClusterState) -> tuple[float, float, int]:
-    """(fork seconds, seconds until the child exited, the child's peak private memory)."""
+def dump_by_forked_child(state: ClusterState) -> tuple[float, float, int, int]:
+    """(fork seconds, seconds until the child exited, the child's peak private memory,
+    the parent's resident memory)."""
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / "raft.snapshot"
         raft_data: tuple[Any, ...] = ((b"", 1, 1), (b"", 0, 1), set())
+        resident = rss_bytes()
         started = time.perf_counter()
         child = DumpChild.start(lambda: write_snapshot(dump, state, raft_data))
         fork_s = time.perf_counter() - started
@@ -133,7 +136,7 @@ def dump_by_forked_child(state: ClusterState) -> tuple[float, float, int]:
             time.sleep(0.02)
         if child.outcome:
             raise RuntimeError(f"the forked dump failed: {child.outcome}")
-        return fork_s, time.perf_counter() - started, private
+        return fork_s, time.perf_counter() - started, private, resident
 
 
 def _private_bytes(pid: int) -> int:

@@ -11,12 +11,13 @@ millions of containers, and every collection it would trigger walks the whole
 growing heap: most of the minute a 1M-object decode took), not during an encode
 (which makes a slice's containers at a time). Objects, histories and the other
 tables are encoded in slices sized to take about `SLICE_SECONDS` each, so
-another thread (the Raft thread and the HTTP loop, when a dump runs in the
-background) gets the GIL between slices: one encoder call holds it throughout.
-A fixed count of records was not enough: 2,000 histories of 100 events (the
-default `history`) were one 132 ms call, a stall of the whole node at every log
-compaction. The slices are joined by the caller or written one by one
-(`dump_parts`); the bytes do not depend on where the slices fall.
+another thread of the process gets the GIL between slices: one encoder call
+holds it throughout. A fixed count of records was not enough: 2,000 histories
+of 100 events (the default `history`) were one 132 ms call. The slices are
+joined by the caller or written one by one as they come (`dump_parts`, which
+a node's dump process streams to its file: the encoded state, 658 MB at a
+million objects, is never all in memory); the bytes do not depend on where the
+slices fall.
 """
 
 from __future__ import annotations
@@ -118,33 +119,35 @@ def collect_unless_paused() -> bool:
         return True
 
 
-def _array(items: Iterable[Any]) -> list[bytes]:
+def _array(items: Iterable[Any]) -> Iterator[bytes]:
     """`items` as one JSON array in parts, each an encoder call of about `SLICE_SECONDS`.
 
     Items are taken from the iterable slice by slice, so the only containers a dump
     makes are a slice's (a million history tuples made up front were what a
     collection would walk, and what the GC used to be paused for)."""
-    parts = [b"["]
+    yield b"["
     items = iter(items)
     size = FIRST_SLICE
+    first = True
     while chunk := list(islice(items, size)):
         began = time.perf_counter()
         part = _encoder.encode(chunk)[1:-1]
         took = time.perf_counter() - began
-        parts.append(part if len(parts) == 1 else b"," + part)
+        yield part if first else b"," + part
+        first = False
         # at most double, so one slice of small items cannot make the next one huge
         size = max(1, min(MAX_SLICE, 2 * size, int(size * SLICE_SECONDS / max(took, 1e-7))))
-    parts.append(b"]")
-    return parts
+    yield b"]"
 
 
 def dumps(state: ClusterState) -> bytes:
     return b"".join(dump_parts(state))
 
 
-def dump_parts(state: ClusterState) -> list[bytes]:
-    """The bytes of `dumps` in parts, to write one by one: joining a large state's parts
-    would hold the GIL for one more copy of it.
+def dump_parts(state: ClusterState) -> Iterator[bytes]:
+    """The bytes of `dumps` in parts, made as they are asked for, to write one by one:
+    joining a large state's parts would hold the GIL for one more copy of it, and
+    keeping them would hold the encoded state in memory beside the state.
 
     The GC is not paused: a dump allocates a slice's containers at a time, and the
     node's periodic collection must go on while it runs (a long dump with the GC
@@ -170,16 +173,15 @@ def dump_parts(state: ClusterState) -> list[bytes]:
         ("deadlines", state.deadlines),
         ("tombstones", ((m, i, v) for (m, i), v in state.tombstones.items())),
     )
-    parts = [head[:-1]]
+    yield head[:-1]
     for name, items in tables:
-        parts.append(b',"%s":' % name.encode())
-        parts.extend(_array(items))
+        yield b',"%s":' % name.encode()
+        yield from _array(items)
     tail = _encoder.encode({
         "version_floors": state.version_floors,
         "members": [[raft, m.http, m.name] for raft, m in state.members.items()],
     })
-    parts.append(b"," + tail[1:])
-    return parts
+    yield b"," + tail[1:]
 
 
 def loads(blob: bytes) -> ClusterState:

@@ -51,12 +51,18 @@ class SnapshotInfo:
 
 
 def write_snapshot(path: str | Path, state: ClusterState, raft_data: Any) -> None:
-    parts = codec.dump_parts(state)  # written as they are: the GIL is free while each is written
+    """Write and fsync the file; the state is encoded part by part as it is written,
+    so the length in the header is filled in once the last part is out."""
     _command, index, term = raft_data[0]
     with open(path, "wb") as f:
-        f.write(_HEAD.pack(MAGIC, index, term, sum(map(len, parts))))
-        f.writelines(parts)
+        f.write(_HEAD.pack(MAGIC, index, term, 0))
+        size = 0
+        for part in codec.dump_parts(state):
+            f.write(part)
+            size += len(part)
         f.write(pickle.dumps(raft_data, protocol=pickle.HIGHEST_PROTOCOL))
+        f.seek(0)
+        f.write(_HEAD.pack(MAGIC, index, term, size))
         f.flush()
         os.fsync(f.fileno())
 
