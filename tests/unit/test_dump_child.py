@@ -133,3 +133,16 @@ def test_a_child_that_raises_answers_with_its_message(tmp_path: Path) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert outcome == "the state would not encode"
+
+
+def test_a_fork_that_fails_is_reported_and_the_log_kept(tmp_path: Path, monkeypatch: Any) -> None:
+    def no_memory() -> int:
+        raise OSError(12, "Cannot allocate memory")  # what strict overcommit answers a big node
+
+    monkeypatch.setattr(os, "fork", no_memory)
+    hooks = BackgroundSnapshotHooks(lambda: ClusterState(), lambda s: None, dump_file=tmp_path / "raft.snapshot")
+    hooks.serialize(str(tmp_path / "raft.snapshot.tmp"), RAFT_DATA)
+    assert hooks.check() == SERIALIZER_STATE.FAILED
+    assert not hooks.info.ok and "cannot start the dump process" in (hooks.info.error or "")
+    assert hooks.check() == SERIALIZER_STATE.NOT_SERIALIZING
+    assert not (tmp_path / "raft.snapshot").exists()
