@@ -7,7 +7,8 @@ a new leader under every large snapshot. Instead:
 
 1. On the Raft thread, `serialize` forks (`dump_child.py`): the child holds the
    state exactly as of the last applied entry, copy on write, without a copy
-   being made. The fork itself costs a few milliseconds (the page tables).
+   being made. The fork stops the Raft thread while the kernel copies the
+   node's page tables: milliseconds, 32-69 ms at a million objects.
 2. The child encodes the state (`cluster.storage.snapshot_file.write_snapshot`)
    into `<dump>.bg.tmp`, fsyncs it and exits; the node's threads keep the GIL.
 3. pysyncobj asks `check()` (its `serializeChecker`) on every tick, on its

@@ -1,13 +1,13 @@
-"""A snapshot dump written in the background leaves the node's other threads running,
-and its periodic collection too.
+"""Encoding a snapshot leaves the process's other threads running, and its periodic
+collection too.
 
-The node writes its dumps in a child process (storage/dump_child.py); a dump
-written by a thread of a process (as the node did before, and the child's
-encoder still slices the same way) must not hold the GIL in one long call: an
-encoder call holds it from start to end, and with 2,000 histories of 100
-events in one call, the Raft thread and the HTTP loop stopped for 132 ms at every
-compaction. Here a thread that wakes every millisecond (as the Raft thread polls)
-measures the longest time it was kept from running while a dump is written.
+A node writes its dumps from a child process (storage/dump_child.py), but the
+encoder (`codec.dump_parts`, `write_snapshot`) is also run by threads of a
+process (`codec.dumps` in `fsmcluster bench memory`; a node's own dump before round
+thirteen). An encoder call holds the GIL from start to end: with 2,000
+histories of 100 events in one call, the other threads stopped for 132 ms. Here
+a thread that wakes every millisecond measures the longest time it was kept from
+running while a dump is written.
 """
 
 from __future__ import annotations
