@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class BackgroundSnapshotHooks(SnapshotHooks):
         self._raft_data = raft_data
         began = time.perf_counter()
         try:
-            self._child = DumpChild.start(_writer(self._tmp, self._get_state(), raft_data))
+            self._child = DumpChild.start(partial(write_snapshot, self._tmp, self._get_state(), raft_data))
         except OSError as exc:  # e.g. ENOMEM: no room to fork
             self._fork_failed = f"cannot start the dump process: {exc}"
             return
@@ -117,15 +117,6 @@ class BackgroundSnapshotHooks(SnapshotHooks):
         self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True, size=size)
         self._on_written(self.info.last_index)
         return SERIALIZER_STATE.SUCCESS
-
-    def _failed(self, error: str) -> None:
-        self.info = SnapshotInfo(last_index=self.info.last_index, last_at_ms=self.info.last_at_ms,
-                                 ok=False, error=error, size=self.info.size)
-        self._log(f"snapshot failed: {error}")
-
-
-def _writer(tmp: Path, state: Any, raft_data: Any) -> Callable[[], None]:
-    return lambda: write_snapshot(tmp, state, raft_data)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -127,15 +127,17 @@ class SnapshotHooks:
         try:
             write_snapshot(tmp_path, self._get_state(), raft_data)
         except Exception as exc:
-            self.info = SnapshotInfo(
-                last_index=self.info.last_index, last_at_ms=self.info.last_at_ms, ok=False,
-                error=str(exc), size=self.info.size,
-            )
-            self._log(f"snapshot failed: {exc}")
+            self._failed(str(exc))
             raise
         self.info = SnapshotInfo(last_index=_index_of(raft_data), last_at_ms=_now_ms(), ok=True,
                                  size=os.path.getsize(tmp_path))
         self._on_written(self.info.last_index)
+
+    def _failed(self, error: str) -> None:
+        """A failed attempt: the last good dump's index, time and size stay; the error is shown."""
+        self.info = SnapshotInfo(last_index=self.info.last_index, last_at_ms=self.info.last_at_ms,
+                                 ok=False, error=error, size=self.info.size)
+        self._log(f"snapshot failed: {error}")
 
     def deserialize(self, path: str) -> tuple[Any, ...]:
         state, raft_data = read_snapshot(path)
