@@ -85,6 +85,28 @@ def test_compaction_does_not_wait_for_the_old_file_to_be_freed(tmp_path: Path) -
     assert indexes_on_disk(path) == list(range(41, 102))
 
 
+def test_compaction_lets_go_of_the_dropped_entries_on_another_thread(tmp_path: Path) -> None:
+    """Freeing a large log's dropped entries right after the dump process was forked faults in
+    every page they shared with it (8,000-13,000 faults, 11-42 ms for 90 MB): not on the Raft
+    thread, which calls deleteEntriesTo."""
+    freed_on: list[str] = []
+
+    class Command(bytes):
+        def __del__(self) -> None:
+            freed_on.append(threading.current_thread().name)
+
+    path = tmp_path / "raft.journal"
+    journal = DurableJournal(str(path))
+    for idx in range(1, 101):
+        journal.add(Command(f"command {idx}".encode()), idx, 3)
+    journal.sync()
+    journal.deleteEntriesTo(40)
+    journal._destroy()  # waits for the release thread
+    caller = threading.current_thread().name
+    assert len(freed_on) == 40 and caller not in freed_on
+    assert indexes_on_disk(path) == list(range(41, 101))
+
+
 def test_one_sync_covers_every_append_since_the_last(tmp_path: Path) -> None:
     journal = journal_with(tmp_path / "raft.journal", 5)
     assert journal.dirty
