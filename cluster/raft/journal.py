@@ -88,6 +88,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
         self._target = 0  # the last index the sync in flight covers
         self._recent_sync_seconds = 0.0  # how long syncs take lately (moving average)
         self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="fsm-journal-sync") if fsync else None
+        # not the sync thread: a release there would hold up the next sync, which commits wait for
         self._release_thread = ThreadPoolExecutor(1, thread_name_prefix="fsm-journal-release")
         self._meta_path = path + ".meta"
         self._meta: dict[str, Any] = _read_meta(self._meta_path)
@@ -130,7 +131,6 @@ class DurableJournal(Journal):  # type: ignore[misc]
         replaced, entries = self._fd, self._entries
         self._fd = self._rewrite(kept)  # `_entries` is now the kept ones
         self._release_thread.submit(_release, replaced, entries)
-        del entries  # the release thread holds the only reference
 
     def __getitem__(self, item: Any) -> Any:
         return self._entries[item]
