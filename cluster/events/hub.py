@@ -1,7 +1,7 @@
 """Fan-out of applied events to open watchers, on the asyncio thread.
 
-The Raft thread hands each applied entry's events to the loop with one
-`call_soon_threadsafe` (`EventHub.attach`). `deliver` then offers each event only
+The Raft thread hands each applied entry's events to the loop through the
+loop's inbox (`EventHub.attach`, cluster/loop_inbox.py). `deliver` then offers each event only
 to the watchers that could want it: a watcher is filed under one key of what it
 follows (an object id, else a machine, else a kind, else "everything"), so an
 event costs a few dictionary look-ups plus the watchers that match, not a test
@@ -19,9 +19,10 @@ silently skipped; an entry is queued whole, so one large batch never cuts anyone
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Iterator, Sequence
+
+from cluster.loop_inbox import inbox_of
 
 from .window import EventWindow, FeedEvent, Filter, Gone, Page
 
@@ -79,12 +80,13 @@ class EventHub:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on, every entry the Raft thread applies is delivered on `loop`."""
 
+        inbox = inbox_of(loop)
+
         def from_raft(index: int, batch: Sequence[FeedEvent], reset: bool) -> None:
             # `open` is read without the loop: a watcher opened after this check reads
             # the entry from the window (appended before the check), so nothing is lost
             if (batch and self.open) or reset:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
-                    loop.call_soon_threadsafe(self.deliver, index, batch, reset)
+                inbox.call(self.deliver, index, batch, reset)
 
         self.window.on_entry = from_raft
 

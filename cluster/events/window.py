@@ -2,8 +2,8 @@
 
 `EventWindow.append_entry` runs on the Raft thread (an applied-entry listener): it
 encodes each event of the entry once, appends it to a ring buffer and hands the
-batch to `on_entry` (the asyncio side hands it on with `call_soon_threadsafe`;
-nothing here blocks). Readers on the asyncio thread take pages out of the ring
+batch to `on_entry` (the asyncio side hands it on through the loop's inbox,
+cluster/loop_inbox.py; nothing here blocks). Readers on the asyncio thread take pages out of the ring
 under the same short lock.
 
 Positions: `floor` is the highest log index whose events may no longer all be

@@ -36,11 +36,12 @@ Everything but the pysyncobj callback runs on the asyncio thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pysyncobj import FAIL_REASON
+
+from cluster.loop_inbox import inbox_of
 
 from .log_gate import HighCallback
 
@@ -158,9 +159,10 @@ class GroupCommit:
                 if not future.done():
                     future.set_result((result, error))
 
+        inbox = inbox_of(loop)
+
         def on_raft(result: Any, error: int) -> None:  # on the Raft thread
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
-                loop.call_soon_threadsafe(settle, result, error)
+            inbox.call(settle, result, error)
 
         callback: Callback = HighCallback(on_raft) if high else on_raft
         try:

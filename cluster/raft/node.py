@@ -2,14 +2,13 @@
 
 `RaftNode` lives on the asyncio thread: it proposes entries, waits for their
 outcome, serves linearizable reads through ReadIndex (read_index.py), and reports
-status. Results cross from the Raft thread to asyncio only via
-`loop.call_soon_threadsafe`. See DESIGN.md.
+status. Results cross from the Raft thread to asyncio only through the loop's
+inbox (cluster/loop_inbox.py). See DESIGN.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -25,6 +24,7 @@ from cluster.core.state import ClusterState
 from cluster.errors import ClusterError, Overloaded, Timeout, Unavailable
 from cluster.events.window import EventWindow
 from cluster.logs import REQUEST_ID
+from cluster.loop_inbox import inbox_of
 from cluster.storage.node_storage import NodeStorage
 from cluster.storage.projection import ProjectionStatus
 from cluster.storage.snapshot_file import SnapshotInfo
@@ -150,9 +150,10 @@ class RaftNode(MembershipApi):
             if not future.done():
                 future.set_result((result, error))
 
+        inbox = inbox_of(loop)
+
         def callback(result: Any, error: int) -> None:  # on the Raft thread
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
-                loop.call_soon_threadsafe(settle, result, error)
+            inbox.call(settle, result, error)
 
         start(callback)
         return await self._wait(future, timeout)

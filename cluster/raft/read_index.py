@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -48,6 +47,7 @@ from typing import Any, Protocol
 from pysyncobj.syncobj import _RAFT_STATE
 
 from cluster.errors import Timeout, Unavailable
+from cluster.loop_inbox import inbox_of
 
 from .lease import Lease, lease_clock
 
@@ -387,9 +387,10 @@ async def wait_read_index(read_index: ReadIndex, wake: Callable[[], None], timeo
         if not future.done():
             future.set_result(error)
 
+    inbox = inbox_of(loop)
+
     def callback(error: str | None) -> None:  # on the Raft thread
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
-            loop.call_soon_threadsafe(settle, error)
+        inbox.call(settle, error)
 
     read_index.request(callback)
     wake()
