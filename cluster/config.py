@@ -86,6 +86,8 @@ class Settings:
     auto_tick_period: float = 0.02
     # how long a thread holds the GIL while another waits (cli/node.py: share_interpreter)
     gil_switch_interval: float = 0.001
+    # Linux's SCHED_BATCH for the node's threads: a wake-up does not preempt (cli/node.py)
+    sched_batch: bool = True
     log_compaction_entries: int = 5000
     log_compaction_seconds: float = 300.0
     log_compaction_bytes: int = 64 * 1024 * 1024  # cluster/raft/compaction.py
@@ -251,6 +253,9 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "gil-switch-interval": (float, "seconds a thread keeps Python's interpreter lock while "
                                    "another waits for it: the Raft and HTTP threads hand it "
                                    "over this often (default 0.001; CPython's own 0.005)"),
+    "sched-batch": (switch, "on: the node's threads run under Linux's SCHED_BATCH policy, so a "
+                            "thread that wakes up does not preempt a running one, which may hold "
+                            "the interpreter lock; off: the kernel's default (default on)"),
     "log-compaction-entries": (int, "snapshot after this many log entries once the log holds as "
                                     "many bytes as the last snapshot, or 20 times as many entries "
                                     "(default 5000)"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -51,8 +52,21 @@ def share_interpreter(settings: config.Settings) -> None:
     A thread that wants the GIL waits until the holder has run `--gil-switch-interval`,
     and a write crosses threads several times (the HTTP thread proposes, the Raft thread
     replicates, applies and calls back), each time possibly behind the other busy thread.
-    Why 1 ms and not CPython's 5: docs/BENCHMARKS.md, round eight (the pairs measured)."""
+    Why 1 ms and not CPython's 5: docs/BENCHMARKS.md, round eight (the pairs measured).
+
+    And, with `--sched-batch on` (Linux), under SCHED_BATCH: a thread woken by the kernel (an
+    answer to a proposal, a Raft message, a request) then waits for the running thread's turn
+    to end instead of preempting it, and a thread preempted at a wake-up is often one holding
+    the GIL: nothing runs Python until it gets a core back. Measured: docs/BENCHMARKS.md, round
+    fifteen."""
     sys.setswitchinterval(settings.gil_switch_interval)
+    if settings.sched_batch and hasattr(os, "SCHED_BATCH"):
+        # every thread started later inherits it; no privilege needed (unlike a higher priority)
+        try:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        except OSError as exc:  # a sandbox's seccomp policy, say: the default policy then
+            log.warning("--sched-batch: the kernel refused SCHED_BATCH (%s); the node runs under "
+                        "the default policy", exc)
 
 
 def run_node(args: argparse.Namespace) -> int:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from cluster.cli.node import share_interpreter
-from cluster.config import Peer, SettingsError, add_arguments, from_args
+from cluster.config import Peer, Settings, SettingsError, add_arguments, from_args
 
 
 def parse(argv: list[str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -112,7 +114,38 @@ def test_gil_switch_interval_is_a_millisecond_unless_set() -> None:
         parse(BASE + ["--gil-switch-interval", "0"])
     before = sys.getswitchinterval()
     try:
-        share_interpreter(parse(BASE + ["--gil-switch-interval", "0.002"]))
+        # (off: this is pytest's main thread, whose policy every later thread would inherit)
+        share_interpreter(parse(BASE + ["--gil-switch-interval", "0.002", "--sched-batch", "off"]))
         assert sys.getswitchinterval() == pytest.approx(0.002)
+    finally:
+        sys.setswitchinterval(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_the_node_threads_run_under_sched_batch_unless_told_otherwise() -> None:
+    """A woken thread must not preempt one that may hold the GIL (docs/OPERATIONS.md): the node's
+    threads inherit the policy `share_interpreter` sets on the thread that starts them."""
+    assert parse(BASE).sched_batch is True
+    assert parse(BASE, {"FSM_SCHED_BATCH": "off"}).sched_batch is False
+
+    def policy_after(settings: Settings) -> tuple[int, int]:
+        seen: list[int] = []
+
+        def starter() -> None:  # a thread of its own: the policy is per thread
+            share_interpreter(settings)
+            child = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+            child.start()
+            child.join()
+            seen.append(os.sched_getscheduler(0))
+
+        thread = threading.Thread(target=starter)
+        thread.start()
+        thread.join()
+        return seen[1], seen[0]
+
+    before = sys.getswitchinterval()
+    try:
+        assert policy_after(parse(BASE)) == (os.SCHED_BATCH, os.SCHED_BATCH)
+        assert policy_after(parse(BASE + ["--sched-batch", "off"])) == (os.SCHED_OTHER, os.SCHED_OTHER)
     finally:
         sys.setswitchinterval(before)
