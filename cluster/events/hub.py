@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 
 from cluster.loop_inbox import inbox_of
 
-from .window import EventWindow, FeedEvent, Filter, Gone, Page
+from .window import EventWindow, FeedEvent, Filter, Gone, HeldEntry, Page
 
 PAGE = 1000  # events per window read while catching up
 
@@ -82,11 +82,13 @@ class EventHub:
 
         inbox = inbox_of(loop)
 
-        def from_raft(index: int, batch: Sequence[FeedEvent], reset: bool) -> None:
+        def from_raft(index: int, held: HeldEntry | None, reset: bool) -> None:
             # `open` is read without the loop: a watcher opened after this check reads
             # the entry from the window (appended before the check), so nothing is lost
-            if (batch and self.open) or reset:
-                inbox.call(self.deliver, index, batch, reset)
+            if reset:
+                inbox.call(self.deliver, index, (), True)
+            elif held is not None and self.open:
+                inbox.call(self.deliver, index, self.window.feed(held), False)
 
         self.window.on_entry = from_raft
 

@@ -1,14 +1,20 @@
 """The bounded window of recent events a node keeps, filled on the Raft thread after apply.
 
 `EventWindow.append_entry` runs on the Raft thread (an applied-entry listener): it
-encodes each event of the entry once, appends it to a ring buffer and hands the
-batch to `on_entry` (the asyncio side hands it on through the loop's inbox,
-cluster/loop_inbox.py; nothing here blocks). Readers on the asyncio thread take pages out of the ring
-under the same short lock.
+keeps the entry's events as the engine made them (one `HeldEntry` in a ring buffer
+of entries) and hands it to `on_entry` (the hub, which wraps them for live watchers
+and hands them on through the loop's inbox, cluster/loop_inbox.py; nothing here
+blocks). An entry's events are wrapped as `FeedEvent`s the first time anything
+reads them (a page or a live watcher) and kept so, so every reader shares one
+encoding, and a node nobody watches builds nothing per event. Readers on the
+asyncio thread take pages out of the ring under the same short lock.
+
+The window holds at most `capacity` events: a new entry pushes out whole entries,
+oldest first (an entry larger than the window is not held at all).
 
 Positions: `floor` is the highest log index whose events may no longer all be
 held (0 on a node that applied the log from its start; a snapshot's index after
-loading one; the index of the last event pushed out of the ring). A reader may
+loading one; the index of the last entry pushed out of the ring). A reader may
 resume after any index `>= floor`; older is `Gone`. `last` is the index of the
 last entry applied, with or without events.
 """
@@ -16,7 +22,7 @@ last entry applied, with or without events.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -31,10 +37,11 @@ KINDS = ("created", "transition", "removed", "emitted", "task", "vote", "expired
 class FeedEvent(msgspec.Struct, gc=False):
     """One event as the feed stores it: what filters look at, and its JSON once encoded.
 
-    Built on the Raft thread for every event of every entry, so it is a msgspec struct
-    (built in C) that keeps the engine's event and encodes it on first use: the first
-    reader (a page or a live watcher) pays for the JSON, every later one shares the
-    bytes, and a node nobody watches never encodes. Two readers racing on a new event
+    Built for every event of an entry the first time anything reads the entry (a page,
+    or live watchers when the entry is applied), so it is a msgspec struct (built in C)
+    that keeps the engine's event and encodes it on first use: the first reader pays
+    for the JSON, every later one shares the bytes, and a node nobody watches neither
+    wraps nor encodes. Two readers racing on a new event
     both encode the same bytes; either result is kept. The event dict is never changed
     after its entry was applied (the engine builds new dicts), so the bytes are what
     they would have been at apply time."""
@@ -123,61 +130,89 @@ def feed_event(event: AnyEvent) -> FeedEvent:
     )
 
 
+class HeldEntry(msgspec.Struct, gc=False):
+    """One applied entry's events as the window holds them: the engine's events until
+    something reads them, then their `FeedEvent`s (`EventWindow.feed`)."""
+
+    index: int
+    count: int
+    events: Sequence[AnyEvent]
+    feed: list[FeedEvent] | None = None
+
+
 class EventWindow:
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError("the event window needs room for at least one event")
-        self.capacity = capacity
-        self._ring: list[FeedEvent | None] = [None] * capacity
-        self._start = 0  # sequence number of the oldest event held
-        self._end = 0  # sequence number the next event gets
+        self.capacity = capacity  # events; every entry held has one at least, so also entries
+        self._ring: list[HeldEntry | None] = [None] * capacity
+        self._start = 0  # sequence number of the oldest entry held
+        self._end = 0  # sequence number the next entry gets
+        self._held = 0  # events held
         self.floor = 0
         self.last = 0
         self.resets = 0
         self._lock = threading.Lock()
-        self.on_entry: Callable[[int, Sequence[FeedEvent], bool], None] | None = None
+        self.on_entry: Callable[[int, HeldEntry | None, bool], None] | None = None
 
     # -- the Raft thread ----------------------------------------------------
 
-    def append_entry(self, index: int, events: Iterable[AnyEvent]) -> None:
-        """Called once per applied Raft entry, in log order, with every event it produced."""
-        batch = [feed_event(e) for e in events]
+    def append_entry(self, index: int, events: Sequence[AnyEvent]) -> None:
+        """Called once per applied Raft entry, in log order, with every event it produced
+        (kept, not copied: the engine never changes an entry's events after apply)."""
+        held = HeldEntry(index, len(events), events) if events else None
         with self._lock:
-            if batch:
-                self._push_all(batch)
+            if held is not None:
+                self._push(held)
             self.last = max(self.last, index)
         if self.on_entry is not None:
-            self.on_entry(index, batch, False)
+            self.on_entry(index, held, False)
 
     def reset(self, index: int) -> None:
         """The state was replaced by a snapshot through `index`: events before it are unknown."""
         with self._lock:
             self._ring = [None] * self.capacity
-            self._start = self._end = 0
+            self._start = self._end = self._held = 0
             self.floor = self.last = index
             self.resets += 1
         if self.on_entry is not None:
-            self.on_entry(index, [], True)
+            self.on_entry(index, None, True)
 
-    def _push_all(self, batch: list[FeedEvent]) -> None:
-        """Appends the events, pushing the oldest out when full (one loop over local names)."""
+    def _push(self, held: HeldEntry) -> None:
+        """Appends the entry, pushing the oldest entries out while the events do not fit."""
         ring, capacity = self._ring, self.capacity
-        start, end = self._start, self._end
-        for event in batch:
-            if end - start == capacity:
-                evicted = ring[start % capacity]
-                assert evicted is not None
-                if evicted.index > self.floor:
-                    self.floor = evicted.index
-                start += 1
-            ring[end % capacity] = event
-            end += 1
-        self._start, self._end = start, end
+        while self._start < self._end and self._held + held.count > capacity:
+            slot = self._start % capacity
+            evicted = ring[slot]
+            assert evicted is not None
+            ring[slot] = None
+            self._held -= evicted.count
+            self.floor = max(self.floor, evicted.index)
+            self._start += 1
+        if held.count > capacity:  # larger than the whole window: gone as it arrives
+            self.floor = max(self.floor, held.index)
+            return
+        ring[self._end % capacity] = held
+        self._end += 1
+        self._held += held.count
 
     # -- readers --------------------------------------------------------------
 
+    def feed(self, held: HeldEntry) -> list[FeedEvent]:
+        """The entry's events as `FeedEvent`s, wrapped on the first call (any thread)."""
+        with self._lock:
+            return self._feed(held)
+
+    @staticmethod
+    def _feed(held: HeldEntry) -> list[FeedEvent]:
+        feed = held.feed
+        if feed is None:
+            feed = held.feed = [feed_event(e) for e in held.events]
+            held.events = ()  # the FeedEvents hold them now
+        return feed
+
     def __len__(self) -> int:
-        return self._end - self._start
+        return self._held
 
     def first_index(self) -> int | None:
         with self._lock:
@@ -200,23 +235,24 @@ class EventWindow:
             out: list[FeedEvent] = []
             previous = since
             while seq < self._end:
-                event = self._ring[seq % self.capacity]
-                assert event is not None
-                if event.index != previous and (len(out) >= limit or scan <= 0):
+                if len(out) >= limit or scan <= 0:
                     return Page(out, previous)
-                if wanted.matches(event):
-                    out.append(event)
-                previous = event.index
-                seq, scan = seq + 1, scan - 1
+                held = self._ring[seq % self.capacity]
+                assert held is not None
+                for event in self._feed(held):
+                    if wanted.matches(event):
+                        out.append(event)
+                previous = held.index
+                seq, scan = seq + 1, scan - held.count
             return Page(out, max(self.last, since))
 
     def _first_after(self, since: int) -> int:
         low, high = self._start, self._end
         while low < high:
             mid = (low + high) // 2
-            event = self._ring[mid % self.capacity]
-            assert event is not None
-            if event.index <= since:
+            held = self._ring[mid % self.capacity]
+            assert held is not None
+            if held.index <= since:
                 low = mid + 1
             else:
                 high = mid

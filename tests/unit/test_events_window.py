@@ -68,6 +68,37 @@ def test_evicted_indexes_are_gone_and_the_floor_says_where_to_resume() -> None:
     assert window.read(50, Filter(), 100).events == []
 
 
+def test_whole_entries_are_pushed_out_and_an_entry_larger_than_the_window_is_gone() -> None:
+    window = EventWindow(10)
+    for index in range(1, 5):  # 12 events of 3 per entry: entry 1 goes, 2-4 stay (9 events)
+        window.append_entry(index, entry(index, 3))
+    assert (window.floor, window.first_index(), len(window)) == (1, 2, 9)
+    assert [e.index for e in window.read(1, Filter(), 100).events] == [2, 2, 2, 3, 3, 3, 4, 4, 4]
+    window.append_entry(5, entry(5, 11))  # more than the window holds: nothing of it is kept
+    assert (window.floor, window.first_index(), len(window)) == (5, None, 0)
+    with pytest.raises(Gone):
+        window.read(4, Filter(), 100)
+    window.append_entry(6, entry(6, 2))
+    assert [e.index for e in window.read(5, Filter(), 100).events] == [6, 6]
+
+
+async def test_a_page_and_a_live_watcher_share_each_event_and_its_encoding() -> None:
+    window = EventWindow(100)
+    hub = EventHub(window, buffer=100)
+    hub.attach(asyncio.get_running_loop())
+    watcher = hub.watch(Filter(), 0)
+    watcher.live = True
+    window.append_entry(1, entry(1, 3))
+    for _ in range(1000):  # delivered through the loop's inbox
+        if len(watcher.queue) == 3:
+            break
+        await asyncio.sleep(0.001)
+    page = window.read(0, Filter(), 100).events
+    assert len(page) == 3 and all(a is b for a, b in zip(page, watcher.take(), strict=True))
+    assert page[0].frame is page[0].frame  # encoded once, then shared
+    hub.close(watcher)
+
+
 async def test_catching_up_then_live_yields_each_event_once_while_raft_appends() -> None:
     window = EventWindow(100_000)
     hub = EventHub(window, buffer=1_000_000)
