@@ -91,6 +91,7 @@ class Settings:
     log_compaction_entries: int = 5000
     log_compaction_seconds: float = 300.0
     log_compaction_bytes: int = 64 * 1024 * 1024  # cluster/raft/compaction.py
+    leader_compaction_factor: int = 4  # a leader waits for this many times a follower's log
     # test only, no flag: FSM_CLOCK_OFFSET_MS shifts this node's wall clock (a skewed node)
     clock_offset_ms: int = 0
     events_window: int = 100_000  # recent events a node keeps for GET /v1/events
@@ -164,6 +165,9 @@ class Settings:
             raise SettingsError("--redis-projection needs --redis URL")
         if self.snapshot_keep < 1:
             raise SettingsError(f"--snapshot-keep must be at least 1, got {self.snapshot_keep}")
+        if self.leader_compaction_factor < 1:
+            raise SettingsError("--leader-compaction-factor must be at least 1 (1: a leader "
+                                f"compacts as its followers do), got {self.leader_compaction_factor}")
         if self.request_timeout > self.max_request_timeout:
             raise SettingsError("--request-timeout must not exceed --max-request-timeout")
         if not (3 * self.heartbeat_period < self.raft_min_timeout < self.raft_max_timeout):
@@ -262,6 +266,10 @@ _OPTIONS: dict[str, tuple[Any, str]] = {  # type: a callable parsing the text
     "log-compaction-seconds": (float, "or after this many seconds (default 300)"),
     "log-compaction-bytes": (int, "the most log bytes a snapshot waits for; 0: snapshot by entries "
                                   "alone (default 64 MiB)"),
+    "leader-compaction-factor": (int, "while it leads, a node waits for this many times the log "
+                                      "(entries and bytes) before its own snapshot, so that its "
+                                      "dump rarely falls in its followers' (at most the 20x entry "
+                                      "cap); 1: as followers (default 4)"),
     "events-window": (int, "recent events kept for GET /v1/events (default 100000)"),
     "events-buffer": (int, "events queued per watcher before it is cut off (default 10000)"),
     "events-keepalive": (float, "seconds between SSE keep-alive comments (default 15)"),

@@ -102,7 +102,8 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
         journal = DurableJournal(str(settings.journal_file), fsync=settings.fsync == "always")
         conf = build_conf(settings, self.snapshots, deserializer=self._load_dump,
                           serializer=self.announce_then(self.snapshots.serialize))
-        self.compaction = CompactionPolicy(settings.log_compaction_entries, settings.log_compaction_bytes)
+        self.compaction = CompactionPolicy(settings.log_compaction_entries, settings.log_compaction_bytes,
+                                           settings.leader_compaction_factor)
         plain_raft_messages()  # no zlib, no latin-1 round trip per message (wire.py)
         with journal_for_init(journal):  # our journal instead of pysyncobj's mmap'd one
             super().__init__(settings.raft, [p.raft for p in settings.peers], conf)
@@ -349,7 +350,7 @@ class RaftMember(ApplyBudget, DurableMember, SyncObj):  # type: ignore[misc]
     def _pace_compaction(self) -> None:
         """pysyncobj's entry threshold for this tick: compaction.py."""
         self._SyncObj__conf.logCompactionMinEntries = self.compaction.min_entries(
-            self.journal.size, self.snapshots.info.size)
+            self.journal.size, self.snapshots.info.size, self._isLeader())
 
     def _refresh_status(self) -> None:
         raw = self.getStatus()

@@ -30,7 +30,8 @@ PAD = "x" * 2000
 
 def test_cut_off_leader_acknowledges_nothing_when_healed_by_a_snapshot(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, n=3, raft_bind=True, extra_args=("--log-compaction-entries", "100",
-                                                                  "--log-compaction-bytes", "0"))
+                                                                  "--log-compaction-bytes", "0",
+                                                                  "--leader-compaction-factor", "1"))
     with Nemesis.around(cluster, seed=5) as nemesis:
         old = nemesis.leader()
         leader_http = cluster.http(old)

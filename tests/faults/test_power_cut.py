@@ -123,7 +123,8 @@ def test_acknowledged_writes_survive_a_power_cut(tmp_path: Path) -> None:
         # a snapshot every 1000 entries: dumps, their renames and journal compactions happen under load too
         acknowledged, after, run = power_cut_run(tmp_path, disk, "always", seed=12,
                                                  node_args=("--log-compaction-entries", "1000",
-                                                            "--log-compaction-bytes", "0"))
+                                                            "--log-compaction-bytes", "0",
+                                                            "--leader-compaction-factor", "1"))
         print(run.figures.summary(), "| acknowledged before the cut:", acknowledged, "| after:", after)
         print(next(line for line in disk.log().splitlines() if "power cut:" in line))
     assert sum(acknowledged.values()) > 2 * len(acknowledged), "too few writes before the cut to prove anything"

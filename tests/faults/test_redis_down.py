@@ -72,7 +72,8 @@ def test_writes_continue_while_redis_is_down_and_snapshots_resume(
     start_cluster: Callable[[list[str]], Cluster], redis_server: RedisServer
 ) -> None:
     cluster = start_cluster(["--redis", redis_server.url, "--cluster-id", "rd",
-                                          "--log-compaction-entries", "300", "--log-compaction-bytes", "0"])
+                                          "--log-compaction-entries", "300", "--log-compaction-bytes", "0",
+                                          "--leader-compaction-factor", "1"])
     leader = cluster.leader_index()
     http = cluster.http(leader)
     assert http.put(M, body=lock_source(), content_type="application/yaml").status == 201
@@ -107,7 +108,8 @@ def test_a_stalled_redis_does_not_slow_writes_down(
     start_cluster: Callable[[list[str]], Cluster], redis_server: RedisServer
 ) -> None:
     cluster = start_cluster(["--redis", redis_server.url, "--cluster-id", "rs",
-                                          "--log-compaction-entries", "200", "--log-compaction-bytes", "0"])
+                                          "--log-compaction-entries", "200", "--log-compaction-bytes", "0",
+                                          "--leader-compaction-factor", "1"])
     leader = cluster.leader_index()
     http = cluster.http(leader)
     assert http.put(M, body=lock_source(), content_type="application/yaml").status == 201
