@@ -21,11 +21,13 @@ dump processes and the copy-on-write faults of three forks at once, and the lead
 which every write goes through, slowed most of all. With the leader's dump 4 times
 rarer, most dump windows are the followers' alone, and a write needs only one of them:
 in alternating pairs with dumps every 1,000 entries, the high lane's p99 fell from
-91-115 to 49-72 ms and the batch p99 was lower in every pair, throughput unchanged
-(docs/BENCHMARKS.md, round sixteen). The price is the leader's log: up to 4 times
-the bytes in memory and on disk (256 MiB at the defaults), and as much more to
-replay if it restarts; a node that stops leading compacts at the next tick by the
-followers' rule.
+87-108 to 52-69 ms and the batch p99 was lower in every pair, throughput not lower
+(docs/BENCHMARKS.md, round sixteen). The price is the leader's log, in memory and on
+disk: 4 times a follower's (a log is compacted once it holds both the entries and the
+bytes; at the defaults, batch entries of ~18 KB reach 20,000 entries, ~360 MB, where a
+follower's reach 5,000, ~90 MB) and 4 times as long to replay if the leader restarts
+(the 20-times entry cap bounds both, as for every node). A node that stops leading
+compacts at the next tick by the followers' rule.
 
 pysyncobj reads `logCompactionMinEntries` on every tick; the member sets it to
 `min_entries(...)` on every tick (cluster/raft/member.py), so pysyncobj keeps
