@@ -1,4 +1,5 @@
-"""Benchmarks of the pure core on one core: compiled guard evaluations and applied entries.
+"""Benchmarks of the pure core on one core: compiled guard evaluations, applied entries, and
+the event window every node fills with their events.
 
 No Raft, no HTTP: this measures what one node's apply loop can do at best, so
 that cluster figures can be read against it. The cyclic GC runs as on a node: the
@@ -17,6 +18,7 @@ from typing import Any
 from cluster.core.engine import apply
 from cluster.core.entries import Batch, Entry, PutMachine, Transition, decode, encode
 from cluster.core.state import ClusterState
+from cluster.events.window import EventWindow
 from cluster.gc_policy import collect_and_freeze, raise_young_threshold
 from schema_lang import compile_machine, load_example
 from schema_lang.model import EvalContext, ObjectView
@@ -161,9 +163,41 @@ def register_batches(n: int, size: int = 100, objects: int = 10_000) -> CoreResu
                              read=lambda blob, i: decode(blob, objects + 1 + i))
 
 
+def window_appends(n: int, size: int = 100, capacity: int = 100_000, repeat: int = 50) -> CoreResult:
+    """What every node does with an applied entry's events when nobody watches: the event
+    window (cluster/events/window.py) keeps them, full, so each entry pushes out the oldest.
+    The events are the engine's own, from applying the batch workload's entries (untimed),
+    appended `repeat` times over (one pass is too short to time)."""
+    state = ClusterState()
+    apply(state, Entry(PutMachine(MACHINE, REGISTER_MACHINE), at_ms=1))
+    objects = max(size, min(10_000, n))
+    for i in range(objects):
+        apply(state, Entry(Transition(MACHINE, key_name(i), "create"), at_ms=1, index=i + 2))
+    produced = []
+    for b in range(max(1, n // size)):
+        ops = tuple(Transition(MACHINE, key_name((b * size + j) % objects), "put", {"value": f"{b:064d}"})
+                    for j in range(size))
+        produced.append(apply(state, Entry(Batch(ops), at_ms=2, index=objects + 2 + b)).events)
+    window = EventWindow(capacity)
+    first = objects + 2 + len(produced)
+    while len(window) + size <= capacity:  # full before the timed appends
+        window.append_entry(first, produced[0])
+        first += 1
+
+    def run() -> None:
+        index = first
+        for _ in range(repeat):
+            for events in produced:
+                window.append_entry(index, events)
+                index += 1
+
+    return timed(f"events kept by the window, {size} an entry", repeat * sum(map(len, produced)), run)
+
+
 def run_core(scale: float = 1.0) -> list[CoreResult]:
     n = max(1_000, int(200_000 * scale))
-    return [guard_evaluations(n * 2), transitions(n), batched_transitions(n), register_batches(n)]
+    return [guard_evaluations(n * 2), transitions(n), batched_transitions(n), register_batches(n),
+            window_appends(n)]
 
 
 def main(scale: float = 1.0) -> int:

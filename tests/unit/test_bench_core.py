@@ -13,7 +13,8 @@ def test_every_line_runs_and_counts_what_it_applied() -> None:
     results = run_core(0.005)
     assert [r.name.split(" (")[0] for r in results] == [
         "compiled guard evaluations", "applied transitions", "applied transitions in batches of 100",
-        "register puts in batches of 100, decoded"]
+        "register puts in batches of 100, decoded",
+        "events kept by the window, 100 an entry"]
     assert all(r.operations >= 1_000 and r.per_second > 0 for r in results)
 
 
