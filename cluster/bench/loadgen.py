@@ -50,6 +50,7 @@ class LoadResult:
     seconds: float
     server_cpu_pct: list[float] = field(default_factory=list)  # per watched process, of one core
     machine_busy_pct: float = 0.0  # of 100 x cores
+    machine_pct: dict[str, float] = field(default_factory=dict)  # machine_split, over the point
     operations: int = 0  # committed transitions or reads (a batch counts its transitions)
     requests: int = 0
     conflicts: int = 0
@@ -142,9 +143,9 @@ def run_load(spec: LoadSpec, watch_pids: Sequence[int] = ()) -> LoadResult:
         after = (process_cpu(watch_pids), machine_cpu(), time.monotonic())
         wall = after[2] - before[2]
         result.server_cpu_pct = [round(100.0 * (b - a) / wall, 1) for a, b in zip(before[0], after[0], strict=True)]
-        (total0, idle0), (total1, idle1) = before[1], after[1]
+        result.machine_pct = machine_split(before[1], after[1])
         result.machine_busy_pct = round(
-            100.0 * (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(1, total1 - total0)), 1)
+            (os.cpu_count() or 1) * 100.0 - result.machine_pct["idle"] - result.machine_pct["iowait"], 1)
         budget = START_SLACK + spec.warmup + spec.duration + spec.request_timeout + 30.0
         for pipe in pipes:
             if not pipe.poll(budget):
@@ -266,11 +267,25 @@ def process_cpu(pids: Sequence[int]) -> list[float]:
     return out
 
 
-def machine_cpu() -> tuple[int, int]:
-    """(total, idle) jiffies of the whole machine, from /proc/stat."""
+# the first fields of /proc/stat's "cpu" line, in jiffies of all cores together
+MACHINE_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_cpu() -> tuple[int, ...]:
+    """The whole machine's jiffies so far, one per `MACHINE_FIELDS`, from /proc/stat."""
     try:
         with open("/proc/stat") as f:
             values = [int(x) for x in f.readline().split()[1:]]
     except OSError:
-        return 0, 0
-    return sum(values), values[3] + values[4]
+        return (0,) * len(MACHINE_FIELDS)
+    return tuple((values + [0] * len(MACHINE_FIELDS))[:len(MACHINE_FIELDS)])
+
+
+def machine_split(before: tuple[int, ...], after: tuple[int, ...]) -> dict[str, float]:
+    """Where the machine's time went between two `machine_cpu()` samples, each field in %
+    of one core (so the fields add up to 100 x cores): a point that leaves a core partly
+    idle shows it in `idle` (nothing to run) or `iowait` (nothing to run but a disk wait)."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = max(1, sum(spent))
+    cores = os.cpu_count() or 1
+    return {name: round(100.0 * cores * part / total, 1) for name, part in zip(MACHINE_FIELDS, spent, strict=True)}

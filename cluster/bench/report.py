@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .compare import Measurement, RunReport
+from .loadgen import MACHINE_FIELDS
 
 LABELS = {"cas": "(a) CAS transitions", "read": "(b) linearizable reads",
           "mix": "(c) 90/10 read/write", "batch": "(d) batches of 100"}
@@ -43,6 +44,8 @@ class Summary:
     probe_follower_p99_ms: float | None = None  # of the probe clients writing through a follower
     probe_refused: int = 0
     probe_errors: int = 0
+    # where the machine's time went (user, system, idle, iowait, ...: loadgen.machine_split)
+    machine_pct: dict[str, float] = field(default_factory=dict)
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -71,6 +74,8 @@ def summarize(measurements: list[Measurement]) -> list[Summary]:
             machine_busy_pct=statistics.median(r.machine_busy_pct for r in rs),
             first_error=next((r.first_error for r in rs if r.first_error), None),
             all_ops=tuple(round(r.ops_per_s) for r in rs),
+            machine_pct={name: statistics.median(r.machine_pct.get(name, 0.0) for r in rs)
+                         for name in MACHINE_FIELDS},
             **_probe_summary(rs),
         ))
     return out

@@ -4,6 +4,7 @@ it and produces numbers. No timing is asserted: this box is shared."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,16 @@ def test_quick_cluster_bench_produces_figures(tmp_path: Path) -> None:
     assert {(s["kind"], s["clients"]) for s in summaries} == {
         (kind, clients) for kind in ("cas", "read", "batch") for clients in (1, 4)
     }
+    cores = 100.0 * (os.cpu_count() or 1)
     for s in summaries:
         assert s["system"] == "fsm"
         assert s["ops_per_s"] > 0, s
         assert s["p50_ms"] is not None and s["p99_ms"] is not None, s
+        # where the machine's time went: the fields of /proc/stat, adding up to every core
+        split = s["machine_pct"]
+        assert set(split) == {"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"}, s
+        assert abs(sum(split.values()) - cores) < 2.0 and split["user"] > 0, split
+        assert abs(s["machine_busy_pct"] - (cores - split["idle"] - split["iowait"])) < 2.0, s
     assert "(a) CAS transitions" in run.stdout
     probed = [s for s in summaries if s["probe_per_s"] is not None]
     assert [(s["kind"], s["clients"]) for s in probed] == [("batch", 4)], summaries
