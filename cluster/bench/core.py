@@ -144,14 +144,21 @@ def batched_transitions(n: int, size: int = 100, objects: int = 1_000) -> CoreRe
     return applied_as_a_node(f"applied transitions in batches of {size}", state, batches, size)
 
 
-def register_batches(n: int, size: int = 100, objects: int = 10_000) -> CoreResult:
-    """The cluster's batch workload (`bench cluster --kinds batch`) as one node applies it:
-    entries of `size` `put`s of 64-character values to `register` objects, decoded from
-    their log bytes and applied (what every node does for every batch, HTTP and Raft aside)."""
+def _register_state(objects: int) -> ClusterState:
+    """The batch workload's machine, then `objects` register objects created by the
+    entries of indexes 2 to objects + 1."""
     state = ClusterState()
     apply(state, Entry(PutMachine(MACHINE, REGISTER_MACHINE), at_ms=1))
     for i in range(objects):
         apply(state, Entry(Transition(MACHINE, key_name(i), "create"), at_ms=1, index=i + 2))
+    return state
+
+
+def register_batches(n: int, size: int = 100, objects: int = 10_000) -> CoreResult:
+    """The cluster's batch workload (`bench cluster --kinds batch`) as one node applies it:
+    entries of `size` `put`s of 64-character values to `register` objects, decoded from
+    their log bytes and applied (what every node does for every batch, HTTP and Raft aside)."""
+    state = _register_state(objects)
     blobs = []
     for b in range(n // size):
         value = f"{b:064d}"
@@ -168,11 +175,8 @@ def window_appends(n: int, size: int = 100, capacity: int = 100_000, repeat: int
     window (cluster/events/window.py) keeps them, full, so each entry pushes out the oldest.
     The events are the engine's own, from applying the batch workload's entries (untimed),
     appended `repeat` times over (one pass is too short to time)."""
-    state = ClusterState()
-    apply(state, Entry(PutMachine(MACHINE, REGISTER_MACHINE), at_ms=1))
     objects = max(size, min(10_000, n))
-    for i in range(objects):
-        apply(state, Entry(Transition(MACHINE, key_name(i), "create"), at_ms=1, index=i + 2))
+    state = _register_state(objects)
     produced = []
     for b in range(max(1, n // size)):
         ops = tuple(Transition(MACHINE, key_name((b * size + j) % objects), "put", {"value": f"{b:064d}"})

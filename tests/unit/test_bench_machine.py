@@ -19,9 +19,7 @@ def test_the_split_names_each_field_and_adds_up_to_every_core() -> None:
     assert sum(split.values()) == 100.0 * cores
 
 
-def test_the_machine_sample_has_one_count_per_field_and_moves_forward() -> None:
-    first = machine_cpu()
-    sum(i * i for i in range(200_000))  # some user time
-    second = machine_cpu()
-    assert len(first) == len(second) == len(MACHINE_FIELDS)
-    assert all(b >= a for a, b in zip(first, second, strict=True))
+def test_the_machine_sample_reads_one_count_per_field_from_proc_stat() -> None:
+    sample = machine_cpu()  # a machine that has run has spent time; an unread file gives zeros
+    assert len(sample) == len(MACHINE_FIELDS)
+    assert sample[MACHINE_FIELDS.index("user")] > 0 and sample[MACHINE_FIELDS.index("idle")] > 0
