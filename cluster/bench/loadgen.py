@@ -49,7 +49,6 @@ class LoadResult:
     concurrency: int
     seconds: float
     server_cpu_pct: list[float] = field(default_factory=list)  # per watched process, of one core
-    machine_busy_pct: float = 0.0  # of 100 x cores
     machine_pct: dict[str, float] = field(default_factory=dict)  # machine_split, over the point
     operations: int = 0  # committed transitions or reads (a batch counts its transitions)
     requests: int = 0
@@ -65,6 +64,12 @@ class LoadResult:
     probe_latencies_ms: list[float] = field(default_factory=list, repr=False)
     probe_follower_latencies_ms: list[float] = field(default_factory=list, repr=False)
     probe_first_error: str | None = None
+
+    @property
+    def machine_busy_pct(self) -> float:
+        """Of 100 x cores: the machine's time but idle and disk waits (`machine_pct`)."""
+        split = self.machine_pct
+        return round(sum(split.values()) - split.get("idle", 0.0) - split.get("iowait", 0.0), 1)
 
     @property
     def ops_per_s(self) -> float:
@@ -144,8 +149,6 @@ def run_load(spec: LoadSpec, watch_pids: Sequence[int] = ()) -> LoadResult:
         wall = after[2] - before[2]
         result.server_cpu_pct = [round(100.0 * (b - a) / wall, 1) for a, b in zip(before[0], after[0], strict=True)]
         result.machine_pct = machine_split(before[1], after[1])
-        result.machine_busy_pct = round(
-            (os.cpu_count() or 1) * 100.0 - result.machine_pct["idle"] - result.machine_pct["iowait"], 1)
         budget = START_SLACK + spec.warmup + spec.duration + spec.request_timeout + 30.0
         for pipe in pipes:
             if not pipe.poll(budget):

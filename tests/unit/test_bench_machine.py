@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from cluster.bench.loadgen import MACHINE_FIELDS, machine_cpu, machine_split
+from cluster.bench.loadgen import MACHINE_FIELDS, LoadResult, machine_cpu, machine_split
 
 
 def test_the_split_names_each_field_and_adds_up_to_every_core() -> None:
@@ -17,6 +17,8 @@ def test_the_split_names_each_field_and_adds_up_to_every_core() -> None:
     assert split["user"] == 60.0 * cores and split["idle"] == 20.0 * cores
     assert split["iowait"] == 10.0 * cores and split["system"] == 10.0 * cores
     assert sum(split.values()) == 100.0 * cores
+    # busy: everything but idle and disk waits, from the split itself
+    assert LoadResult(16, 1.0, machine_pct=split).machine_busy_pct == 70.0 * cores
 
 
 def test_the_machine_sample_reads_one_count_per_field_from_proc_stat() -> None:
