@@ -79,8 +79,23 @@ class Page:
 
         return list(self.driver.find_elements(By.CSS_SELECTOR, css))
 
-    def click(self, css: str) -> None:
-        self.wait_css(css).click()
+    def click(self, css: str, timeout: float = WAIT) -> None:
+        """Finds the element and clicks it; if the view re-rendered between the two (the old
+        element is stale: e.g. once when a token is set, again when its data arrives), finds
+        it again, as a user clicks the button on the screen, within the same bounded wait."""
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def clicked(driver: Any) -> bool:
+            found = driver.find_elements(By.CSS_SELECTOR, css)
+            if not found:
+                return False
+            found[0].click()
+            return True
+
+        WebDriverWait(self.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+            clicked, f"no element matches {css!r} (or it kept going stale) within {timeout} s")
 
     def console_errors(self, allow: tuple[str, ...] = ()) -> list[str]:
         entries = self.driver.get_log("browser")
