@@ -10,14 +10,11 @@ Run from this folder, in a checkout where `./scripts/up` made `.venv`:
 """
 
 import sys
-import time
 
 sys.path.insert(0, "../../..")
 
-from cluster.bench.core import MACHINE, _register_state, key_name  # noqa: E402
+from cluster.bench.core import register_batches  # noqa: E402
 from cluster.core import engine  # noqa: E402
-from cluster.core.engine import apply  # noqa: E402
-from cluster.core.entries import Batch, Entry, Transition, decode, encode  # noqa: E402
 from cluster.core.event import Event  # noqa: E402
 from cluster.core.limits import check_data  # noqa: E402
 from cluster.core.machines import compiled  # noqa: E402
@@ -69,24 +66,10 @@ def straight(tx, cmd):
     return Outcome("applied", {"event": event}, None, (), (), new)
 
 
-def run(n: int = 200_000, size: int = 100, objects: int = 10_000) -> float:
-    """`bench core`'s register line: entries of `size` puts, decoded and applied."""
-    state = _register_state(objects)
-    blobs = []
-    for b in range(n // size):
-        ops = tuple(Transition(MACHINE, key_name((b * size + j) % objects), "put",
-                               {"value": f"{b:064d}"}) for j in range(size))
-        blobs.append(encode(Entry(Batch(ops), at_ms=2 + b)))
-    started = time.process_time()
-    for i, blob in enumerate(blobs):
-        apply(state, decode(blob, objects + 1 + i))
-    return n / (time.process_time() - started)
-
-
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "base"
     if mode == "straight":
         engine.apply_transition_command = straight  # the batch loop's per-operation call
     for _ in range(3):
-        rate = run()
-        print(f"{mode}: {rate:,.0f} puts/s ({1e6 / rate:.2f} us a put)")
+        result = register_batches(200_000)  # `bench core`'s own line, GC as on a node
+        print(f"{mode}: {result.per_second:,.0f} puts/s ({1e6 / result.per_second:.2f} us a put)")
